@@ -1,0 +1,50 @@
+# Evident — the README's two commands are `make run` and `make test`; both set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+N      ?= 200
+
+.PHONY: setup run test full-refresh bench chaos lint docs lock clean
+
+setup: $(STAMP)
+
+# Re-install only when the lock or the project metadata changed.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required (found $$($(PYTHON) --version))"; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/evident run
+
+full-refresh: setup
+	$(BIN)/evident run --full-refresh
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+chaos: setup
+	$(BIN)/python -m tests.chaos --kill-points $(N)
+
+lint: setup
+	$(BIN)/python -m compileall -q python_ingest tests
+
+docs: setup
+	$(BIN)/evident docs
+
+# Refresh the lock from a clean environment (needs the package index).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Locked, fully pinned dependency set (pip freeze of a clean install of pyproject.toml[dev])."; \
+	  echo "# Regenerate: make lock"; .venv-lock/bin/python -m pip freeze --exclude-editable; } > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) warehouse target dbt_project/target

@@ -1,0 +1,144 @@
+"""The `evident` command line. Thin: parse options, call library functions, map errors to exit codes once."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import logs
+from .config import load_settings
+from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, EvidentError
+from .secrets import redact
+
+log = logging.getLogger("evident")
+
+
+def _echo(text: str, err: bool = False) -> None:
+    click.echo(redact(text), err=err)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Format of log lines on stderr.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+def cli(log_format: str, log_level: str) -> None:
+    """Evident: land, build, gate, publish and reconcile app events — and prove what happened."""
+    logs.configure(log_format, log_level)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write the sample files into.")
+@click.option("--events", type=click.IntRange(min=0), default=10_000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--defect-rate", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Share of records replaced by planted defects (every reason code).")
+def sample(out_dir: Path, events: int, days: int, seed: int, defect_rate: float) -> None:
+    """Write a deterministic JSONL sample of app events (same seed → byte-identical files)."""
+    from .sample import generate_sample
+
+    result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
+    _echo(f"wrote {len(result.files)} files, {result.events_written} events "
+          f"({result.duplicate_deliveries} duplicate deliveries, {result.late_events} late, "
+          f"{len(result.defects)} planted defects) under {out_dir}")
+
+
+def _wait_option(f):
+    return click.option("--wait", is_flag=True, help="Wait for a running Evident run instead of exiting (75).")(f)
+
+
+@cli.command()
+@_wait_option
+def land(wait: bool) -> None:
+    """Land every new file under the landing dir into raw.app_events (every configured engine)."""
+    from .pipeline import land as land_step, open_run
+
+    settings = load_settings()
+    with open_run(settings, "land", wait) as ctx:
+        outcomes = land_step(ctx)
+        _print_land(outcomes)
+        rejected = [o for o in outcomes if o.status == "rejected"]
+    if rejected:
+        raise _Exit(EXIT_DATA)
+
+
+def _print_land(outcomes) -> None:
+    from .pipeline import summarize
+
+    if not outcomes:
+        _echo("no source files under the landing dir")
+    for o in outcomes:
+        if o.status == "rejected":
+            _echo(f"REJECTED [{o.engine}] {o.message}", err=True)
+        elif o.status == "previously_rejected":
+            _echo(f"skipped [{o.engine}] {o.source_file}: rejected earlier under the same contract", err=True)
+    for engine, s in summarize(outcomes).items():
+        batches = ", ".join(f"{k} {v}" for k, v in sorted(s["batches"].items()))
+        _echo(f"[{engine}] batches: {batches}; rows in {s['rows_in']}, landed {s['rows_landed']}, "
+              f"quarantined {s['rows_quarantined']}, duplicate {s['rows_duplicate']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Batches by state, last successful land, rows landed and quarantined, per engine."""
+    from .pipeline import connect_engines
+    from .status import engine_status, render
+
+    settings = load_settings()
+    engines = connect_engines(settings, "evident status")
+    try:
+        statuses = [engine_status(e) for e in engines]
+    finally:
+        for e in engines:
+            e.close()
+    _echo(json.dumps(statuses, indent=2, default=str) if as_json else render(statuses))
+
+
+@cli.command()
+@click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
+@_wait_option
+def run(full_refresh: bool, wait: bool) -> None:
+    """Land everything new, then build, gate, publish and reconcile (the steps available so far)."""
+    from .pipeline import land as land_step, open_run
+
+    settings = load_settings()
+    with open_run(settings, "run", wait) as ctx:
+        outcomes = land_step(ctx)
+        _print_land(outcomes)
+    if any(o.status == "rejected" for o in outcomes):
+        raise _Exit(EXIT_DATA)
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: the one place where errors become exit codes."""
+    try:
+        cli.main(args=argv, standalone_mode=False, prog_name="evident")
+        return EXIT_OK
+    except _Exit as exc:
+        return exc.code
+    except EvidentError as exc:
+        _echo(f"error ({exc.reason}): {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _echo("aborted", err=True)
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

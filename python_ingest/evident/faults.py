@@ -1,0 +1,25 @@
+"""Named fault points for the fault-injection tests: EVIDENT_FAULT=<point>[:<action>] triggers one.
+
+Actions: kill (SIGKILL this process, the default), raise (an unexpected exception). The points cost a dict
+lookup when no fault is set.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+def point(name: str) -> None:
+    spec = os.environ.get("EVIDENT_FAULT")
+    if not spec:
+        return
+    target, _, action = spec.partition(":")
+    if target != name:
+        return
+    if action == "raise":
+        raise InjectedFault(f"injected fault at {name}")
+    os.kill(os.getpid(), signal.SIGKILL)
