@@ -14,7 +14,6 @@ import psycopg
 import pyarrow as pa
 
 from . import schema
-from .config import Settings
 from .secrets import register_dsn
 
 # Arrow types for the bulk path into DuckDB (explicit so all-null columns keep their type).
@@ -132,7 +131,21 @@ class PostgresEngine(Engine):
 
     def __init__(self, dsn: str, application_name: str = "evident"):
         register_dsn(dsn)
-        self.con = psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name=application_name)
+        self._dsn = dsn
+        self._application_name = application_name
+        self._con: psycopg.Connection | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        self._con = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10,
+                                    application_name=self._application_name)
+
+    @property
+    def con(self) -> psycopg.Connection:
+        """The session, reopened when a fault closed it (the retry of a whole transaction lands here)."""
+        if self._con is None or self._con.closed:
+            self._connect()
+        return self._con
 
     def execute(self, sql, params=()):
         self.con.execute(sql, list(params) or None)
@@ -168,13 +181,6 @@ class PostgresEngine(Engine):
         return bool(self.fetchone("select pg_try_advisory_lock(%s)", [key])[0])
 
     def close(self):
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
 
-
-def open_engines(settings: Settings, application_name: str = "evident") -> list[Engine]:
-    """Postgres (authoritative) first when configured, then the embedded DuckDB."""
-    engines: list[Engine] = []
-    if settings.postgres_dsn:
-        engines.append(PostgresEngine(settings.postgres_dsn, application_name))
-    engines.append(DuckDBEngine(settings.duckdb_path))
-    return engines

@@ -1,12 +1,13 @@
 """Named fault points for the fault-injection tests: EVIDENT_FAULT=<point>[:<action>] triggers one.
 
-Actions: kill (SIGKILL this process, the default), raise (an unexpected exception). The points cost a dict
-lookup when no fault is set.
+Actions: kill (SIGKILL this process, the default), raise (an unexpected exception), sleep=<seconds> (hold
+still there, e.g. to keep a lock while a second run starts). The points cost a dict lookup when no fault is set.
 """
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 
 class InjectedFault(RuntimeError):
@@ -19,6 +20,9 @@ def point(name: str) -> None:
         return
     target, _, action = spec.partition(":")
     if target != name:
+        return
+    if action.startswith("sleep="):
+        time.sleep(float(action.removeprefix("sleep=")))
         return
     if action == "raise":
         raise InjectedFault(f"injected fault at {name}")

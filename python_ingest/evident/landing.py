@@ -209,7 +209,7 @@ def _check_threshold(batch: PreparedBatch, quarantined: list[Quarantined], contr
     if share > contract.max_quarantine_share:
         reasons = ", ".join(f"{k}: {v}" for k, v in _reason_counts(quarantined).items())
         raise BatchRejected(
-            f"{THRESHOLD_REASON}: {batch.ref.source_file}: {len(quarantined)} of {batch.rows_in} records "
+            f"{batch.ref.source_file}: {len(quarantined)} of {batch.rows_in} records "
             f"({share:.1%}) quarantined, over the contract's {contract.max_quarantine_share:.1%} limit "
             f"({reasons}); none of its rows were landed")
 
@@ -224,7 +224,7 @@ def _record_failure(engine: Engine, batch: PreparedBatch, contract: Contract, ru
             engine.bulk_insert("raw.app_events_quarantine", QUARANTINE_COLUMNS,
                                [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in batch.rejected])
         if current_state(engine, ref.batch_id) != "failed":
-            transition(engine, ref.batch_id, "failed", run_id, str(exc), rows_in=batch.rows_in,
+            transition(engine, ref.batch_id, "failed", run_id, f"{exc.reason}: {exc}", rows_in=batch.rows_in,
                        rows_quarantined=len(batch.rejected))
 
 
@@ -251,7 +251,8 @@ def land_file(engines: list[Engine], landing_dir: Path, path: Path, contract: Co
                                  what=f"{engine.name}: landing {source_file}")
         except (BatchRejected, ContractChanged) as exc:
             outcome = LandOutcome(engine.name, source_file, batch.ref.batch_id, "rejected", batch.rows_in,
-                                  message=str(exc), reasons=_reason_counts(batch.rejected))
+                                  rows_quarantined=len(batch.rejected), message=f"{exc.reason}: {exc}",
+                                  reasons=_reason_counts(batch.rejected))
         outcomes.append(outcome)
         faults.point(f"land.after_{engine.name}")
     return outcomes

@@ -1,0 +1,65 @@
+"""Helpers shared by the pipeline tests: settings per engine set-up, reading tables back, running the CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+from evident.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+# Columns that do not depend on how the rows were batched (batch ids, land_seq and times do).
+RAW_DATA_COLUMNS = ("idempotency_key", "event_id", "user_id", "event_ts", "event_type", "value", "app_version",
+                    "properties", "payload_sha256")
+
+
+def settings_for(root: Path, pg_dsn: str | None = None) -> Settings:
+    return Settings(duckdb_path=root / "warehouse" / "evident.duckdb", landing_dir=root / "landing",
+                    postgres_dsn=pg_dsn)
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENT_")}
+    env.update(EVIDENT_DUCKDB_PATH=str(settings.duckdb_path), EVIDENT_LANDING_DIR=str(settings.landing_dir))
+    if settings.postgres_dsn:
+        env["EVIDENT_POSTGRES_DSN"] = settings.postgres_dsn
+    env.update(extra)
+    return env
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run `evident ARGS` in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "evident.cli", *args], env=env_for(settings, **extra_env),
+                          capture_output=True, text=True, timeout=timeout, cwd=settings.duckdb_path.parent.parent)
+
+
+def query(settings: Settings, engine: str, sql: str) -> list[tuple]:
+    """Read from one engine with a short-lived connection (DuckDB: default config, see FACTS.md)."""
+    if engine == "duckdb":
+        con = duckdb.connect(str(settings.duckdb_path))
+        try:
+            catalog = con.execute("select current_database()").fetchone()[0]
+            con.execute(f'use "{catalog}".main')
+            return con.execute(sql.replace("evident.", f'"{catalog}".evident.')).fetchall()
+        finally:
+            con.close()
+    with psycopg.connect(settings.postgres_dsn) as con:
+        return con.execute(sql).fetchall()
+
+
+def raw_rows(settings: Settings, engine: str) -> list[tuple]:
+    cols = ", ".join(RAW_DATA_COLUMNS)
+    return query(settings, engine, f"select {cols} from raw.app_events order by idempotency_key")
+
+
+def quarantine_rows(settings: Settings, engine: str) -> list[tuple]:
+    return query(settings, engine, "select source_file, line_number, reason_code from raw.app_events_quarantine "
+                                   "order by source_file, line_number")
+
+
+def engines_of(settings: Settings) -> list[str]:
+    return settings.engines
