@@ -10,7 +10,7 @@ import click
 
 from . import logs
 from .config import load_settings
-from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, EvidentError
+from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, ConfigError, EvidentError
 from .secrets import redact
 
 log = logging.getLogger("evident")
@@ -42,7 +42,10 @@ def sample(out_dir: Path, events: int, days: int, seed: int, defect_rate: float)
     """Write a deterministic JSONL sample of app events (same seed → byte-identical files)."""
     from .sample import generate_sample
 
-    result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
+    try:
+        result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
+    except ValueError as exc:
+        raise ConfigError(f"cannot generate that sample: {exc}") from None
     _echo(f"wrote {len(result.files)} files, {result.events_written} events "
           f"({result.duplicate_deliveries} duplicate deliveries, {result.late_events} late, "
           f"{len(result.defects)} planted defects) under {out_dir}")
