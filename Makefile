@@ -17,7 +17,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
+LANDING := $(or $(EVIDENT_LANDING_DIR),data/landing)
+
+# The main job on embedded DuckDB; a first run generates the bundled sample into the landing dir.
 run: setup
+	@test -n "$$(find '$(LANDING)' -name '*.jsonl' -o -name '*.csv' 2>/dev/null | head -n 1)" || \
+	  $(BIN)/evident sample --out '$(LANDING)'
 	$(BIN)/evident run
 
 full-refresh: setup

@@ -1,0 +1,104 @@
+"""Landing benchmark: `evident land` of N sample events into each engine vs the bare bulk path, same run.
+
+Bare paths (the floor the loader is held to): Postgres — one COPY of the same (already valid, deduplicated)
+rows into a table with the same primary key; DuckDB — one INSERT of the same rows, read from Parquet, into
+a table with the same primary key. The loader's time includes reading, validating and keying every record.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+from evident.contracts import load_contract
+from evident.engines import DuckDBEngine, PostgresEngine
+from evident.landing import land_file
+from evident.records import source_files
+from evident.revision import code_revision
+from evident.runs import new_run_id
+from evident.schema import DDL
+
+from .common import Timer, postgres_dsn, sample_dir, write_result
+
+RAW_DDL = next(s for s in DDL if "raw.app_events (" in s)
+
+
+def land_all(engine, landing: Path) -> float:
+    contract, revision, run_id = load_contract(), code_revision(), new_run_id()
+    with Timer() as t:
+        for path in source_files(landing):
+            land_file([engine], landing, path, contract, run_id, revision)
+    return t.seconds
+
+
+def bench_duckdb(landing: Path, work: Path) -> dict:
+    engine = DuckDBEngine(work / "loader.duckdb")
+    engine.ensure_schema()
+    first = land_all(engine, landing)
+    again = land_all(engine, landing)
+    rows = engine.fetchone("select count(*) from raw.app_events")[0]
+    parquet = work / "rows.parquet"
+    engine.con.execute(f"copy (select * from {engine.sql('raw.app_events')}) to '{parquet}' (format parquet)")
+    engine.close()
+    bare = duckdb.connect(str(work / "bare.duckdb"))
+    bare.execute("create schema raw")
+    bare.execute(RAW_DDL)
+    with Timer() as t:
+        bare.execute(f"insert into raw.app_events select * from read_parquet('{parquet}')")
+    bare.close()
+    return {"rows": rows, "loader_s": first, "bare_insert_s": t.seconds, "ratio": round(first / t.seconds, 2),
+            "reland_s": again, "reland_share_of_first": round(again / first, 4)}
+
+
+def bench_postgres(landing: Path, work: Path, dsn: str) -> dict:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for schema in ("raw", "evident", "bare"):
+            admin.execute(f"drop schema if exists {schema} cascade")
+    engine = PostgresEngine(dsn)
+    engine.ensure_schema()
+    first = land_all(engine, landing)
+    again = land_all(engine, landing)
+    rows = engine.fetchone("select count(*) from raw.app_events")[0]
+    csv_path = work / "rows.csv"
+    with open(csv_path, "wb") as out, engine.con.cursor().copy("copy raw.app_events to stdout (format csv)") as cp:
+        for chunk in cp:
+            out.write(chunk)
+    engine.close()
+    with psycopg.connect(dsn, autocommit=True) as con:
+        con.execute("create schema bare")
+        con.execute(RAW_DDL.replace("raw.app_events", "bare.app_events"))
+        with Timer() as t:
+            with con.cursor().copy("copy bare.app_events from stdin (format csv)") as cp, open(csv_path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    cp.write(chunk)
+    return {"rows": rows, "loader_s": first, "bare_copy_s": t.seconds, "ratio": round(first / t.seconds, 2),
+            "reland_s": again, "reland_share_of_first": round(again / first, 4)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    landing = sample_dir(args.events, args.days)
+    work = Path(tempfile.mkdtemp(prefix="evident-bench-"))
+    try:
+        result = {"events": args.events, "files": len(source_files(landing)),
+                  "targets": {"loader_vs_bare_max_ratio": 1.5, "reland_max_share": 0.05},
+                  "duckdb": bench_duckdb(landing, work)}
+        if not args.no_postgres:
+            with postgres_dsn() as dsn:
+                result["postgres"] = bench_postgres(landing, work, dsn)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_result("landing", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
