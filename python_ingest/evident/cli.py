@@ -105,15 +105,34 @@ def status(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
+@click.option("--target", type=click.Choice(["all", "duckdb", "postgres"]), default="all", show_default=True,
+              help="Which configured engine(s) to build.")
+@_wait_option
+def build(full_refresh: bool, target: str, wait: bool) -> None:
+    """dbt build (incremental unless --full-refresh) on each configured engine; landed batches become built."""
+    from .build import build as build_step
+    from .pipeline import open_run
+
+    settings = load_settings()
+    with open_run(settings, "build", wait) as ctx:
+        for result in build_step(ctx, full_refresh=full_refresh, target=target):
+            _echo(f"{result.outcome.summary()}; {result.batches_built} batch(es) now built")
+
+
+@cli.command()
+@click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
 @_wait_option
 def run(full_refresh: bool, wait: bool) -> None:
     """Land everything new, then build, gate, publish and reconcile (the steps available so far)."""
+    from .build import build as build_step
     from .pipeline import land as land_step, open_run
 
     settings = load_settings()
     with open_run(settings, "run", wait) as ctx:
         outcomes = land_step(ctx)
         _print_land(outcomes)
+        for result in build_step(ctx, full_refresh=full_refresh):
+            _echo(f"{result.outcome.summary()}; {result.batches_built} batch(es) now built")
     if any(o.status == "rejected" for o in outcomes):
         raise _Exit(EXIT_DATA)
 

@@ -75,10 +75,22 @@ class DuckDBEngine(Engine):
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Default configuration only: dbt-duckdb keeps the same file open in-process (FACTS.md).
         self.path = path
-        self.con = duckdb.connect(str(path))
+        self._con: duckdb.DuckDBPyConnection | None = None
         self.catalog = self.con.execute("select current_database()").fetchone()[0]
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        # Default configuration only: dbt-duckdb may hold the same file open in-process (FACTS.md).
+        if self._con is None:
+            self._con = duckdb.connect(str(self.path))
+        return self._con
+
+    def release(self) -> None:
+        """Close the file so an in-process dbt run can open it its own way; the next use reopens it."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def sql(self, text: str) -> str:
         """DuckDB dialect of our SQL: `?` placeholders, and schema names qualified with the file's catalog —
@@ -103,7 +115,7 @@ class DuckDBEngine(Engine):
         self.con.commit()
 
     def _arrow(self, columns, rows) -> pa.Table:
-        arrays = [pa.array([r[i] for r in rows], type=_ARROW_TYPES.get(c, pa.string())) for i, c in enumerate(columns)]
+        arrays = [pa.array([r[i] for r in rows], type=_ARROW_TYPES.get(c)) for i, c in enumerate(columns)]
         return pa.Table.from_arrays(arrays, names=list(columns))
 
     def bulk_insert(self, table, columns, rows):
@@ -121,9 +133,7 @@ class DuckDBEngine(Engine):
         return "evident_stage_keys"
 
     def close(self):
-        with contextlib.suppress(Exception):
-            self.con.unregister("evident_stage_keys")
-        self.con.close()
+        self.release()
 
 
 class PostgresEngine(Engine):

@@ -88,4 +88,15 @@ DDL = [
         status varchar not null,
         detail varchar
     )""",
+    """create table if not exists evident.builds (
+        run_id varchar not null,
+        engine varchar not null,
+        full_refresh boolean not null,
+        success boolean not null,
+        elapsed_s double,
+        batch_ids varchar,
+        failures varchar,
+        artifacts_dir varchar,
+        built_at timestamp not null
+    )""",
 ]

@@ -1,0 +1,77 @@
+"""`evident build`: dbt build (in-process) on each configured engine; landed batches move to `built`.
+
+What a build processes comes from the data (land_seq high-water marks inside the models), not the clock, so
+rebuilding after a crash is safe: the same rows give the same marts.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+
+from .batches import advance, batches_in, utcnow
+from .dbt_runner import REPO_ROOT, DbtOutcome, run_dbt_build
+from .engines import DuckDBEngine, Engine
+from .errors import ConfigError, DataRejected
+from .pipeline import RunContext
+from .retry import with_retry
+
+log = logging.getLogger(__name__)
+ARTIFACTS = ("run_results.json", "manifest.json")
+
+
+class BuildFailed(DataRejected):
+    reason = "build_failed"
+
+
+@dataclass
+class BuildResult:
+    engine: str
+    outcome: DbtOutcome
+    batches_built: int
+    artifacts_dir: str
+
+
+def select_engines(ctx: RunContext, target: str) -> list[Engine]:
+    if target == "all":
+        return ctx.engines
+    chosen = [e for e in ctx.engines if e.name == target]
+    if not chosen:
+        raise ConfigError(f"target {target} is not configured (engines: {', '.join(e.name for e in ctx.engines)})")
+    return chosen
+
+
+def build(ctx: RunContext, *, full_refresh: bool = False, target: str = "all") -> list[BuildResult]:
+    """Build every selected engine; raise BuildFailed naming the failing nodes if any engine failed."""
+    results = [_build_engine(ctx, engine, full_refresh) for engine in select_engines(ctx, target)]
+    ctx.detail["build"] = {r.engine: {"success": r.outcome.success, "elapsed_s": round(r.outcome.elapsed, 2),
+                                      "batches_built": r.batches_built} for r in results}
+    failed = [r for r in results if not r.outcome.success]
+    if failed:
+        raise BuildFailed("\n".join(r.outcome.summary() for r in failed))
+    return results
+
+
+def _build_engine(ctx: RunContext, engine: Engine, full_refresh: bool) -> BuildResult:
+    landed = with_retry(lambda: batches_in(engine, "landed"), what=f"{engine.name}: listing landed batches")
+    if isinstance(engine, DuckDBEngine):
+        engine.release()  # dbt-duckdb opens the file in this process with its own settings
+    outcome = run_dbt_build(engine.name, duckdb_path=ctx.settings.duckdb_path, pg_dsn=ctx.settings.postgres_dsn,
+                            full_refresh=full_refresh)
+    artifacts = REPO_ROOT / "target" / "runs" / ctx.run_id / engine.name
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACTS:
+        source = REPO_ROOT / "target" / engine.name / name
+        if source.exists():
+            shutil.copy2(source, artifacts / name)
+    moved = advance(engine, landed, "landed", "built", ctx.run_id) if outcome.success else 0
+    with engine.transaction():
+        engine.execute(
+            "insert into evident.builds (run_id, engine, full_refresh, success, elapsed_s, batch_ids, failures, "
+            "artifacts_dir, built_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [ctx.run_id, engine.name, full_refresh, outcome.success, round(outcome.elapsed, 3),
+             ",".join(landed), json.dumps([str(f) for f in outcome.failures]),
+             str(artifacts.relative_to(REPO_ROOT)), utcnow()])
+    log.debug("%s", outcome.summary())
+    return BuildResult(engine.name, outcome, moved, str(artifacts))
