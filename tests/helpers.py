@@ -33,6 +33,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 
 def run_cli(settings: Settings, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
     """Run `evident ARGS` in a subprocess, as a user would."""
+    settings.duckdb_path.parent.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, "-m", "evident.cli", *args], env=env_for(settings, **extra_env),
                           capture_output=True, text=True, timeout=timeout, cwd=settings.duckdb_path.parent.parent)
 

@@ -137,6 +137,26 @@ def run(full_refresh: bool, wait: bool) -> None:
         raise _Exit(EXIT_DATA)
 
 
+@cli.command("setup-roles")
+@click.option("--role", default="evident_reader", show_default=True, help="Name of the read-only role.")
+def setup_roles(role: str) -> None:
+    """Create a Postgres role that can read published.* and nothing else (grant it to your BI users)."""
+    from .engines import PostgresEngine
+    from .roles import setup_reader_role
+
+    settings = load_settings()
+    if not settings.postgres_dsn:
+        raise ConfigError("setup-roles needs EVIDENT_POSTGRES_DSN (DuckDB has no roles: its file permissions "
+                          "are the access control)")
+    engine = PostgresEngine(settings.postgres_dsn, "evident setup-roles")
+    try:
+        setup_reader_role(engine, role)
+    finally:
+        engine.close()
+    _echo(f"role {role}: usage on schema published, select on its tables (now and future); nothing else. "
+          f"Grant it with: grant {role} to <login role>;")
+
+
 class _Exit(Exception):
     def __init__(self, code: int):
         self.code = code

@@ -93,7 +93,7 @@ DDL = [
         engine varchar not null,
         full_refresh boolean not null,
         success boolean not null,
-        elapsed_s double,
+        elapsed_s double precision,
         batch_ids varchar,
         failures varchar,
         artifacts_dir varchar,
