@@ -10,6 +10,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 
+from . import faults
 from .batches import advance, batches_in, utcnow
 from .dbt_runner import REPO_ROOT, DbtOutcome, run_dbt_build
 from .engines import DuckDBEngine, Engine
@@ -55,6 +56,7 @@ def build(ctx: RunContext, *, full_refresh: bool = False, target: str = "all") -
 
 def _build_engine(ctx: RunContext, engine: Engine, full_refresh: bool) -> BuildResult:
     landed = with_retry(lambda: batches_in(engine, "landed"), what=f"{engine.name}: listing landed batches")
+    faults.point("build.before_dbt")
     if isinstance(engine, DuckDBEngine):
         engine.release()  # dbt-duckdb opens the file in this process with its own settings
     outcome = run_dbt_build(engine.name, duckdb_path=ctx.settings.duckdb_path, pg_dsn=ctx.settings.postgres_dsn,
@@ -65,6 +67,7 @@ def _build_engine(ctx: RunContext, engine: Engine, full_refresh: bool) -> BuildR
         source = REPO_ROOT / "target" / engine.name / name
         if source.exists():
             shutil.copy2(source, artifacts / name)
+    faults.point(f"build.{engine.name}.after_dbt")
     moved = advance(engine, landed, "landed", "built", ctx.run_id) if outcome.success else 0
     with engine.transaction():
         engine.execute(

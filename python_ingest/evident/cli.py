@@ -120,21 +120,38 @@ def build(full_refresh: bool, target: str, wait: bool) -> None:
 
 
 @cli.command()
+@_wait_option
+def gate(wait: bool) -> None:
+    """Validate the audit area (analytics.*, raw) with the Great Expectations suites on every engine."""
+    from .pipeline import gate as gate_step, open_run
+
+    with open_run(load_settings(), "gate", wait) as ctx:
+        report = gate_step(ctx)
+        _echo(report.summary())
+
+
+@cli.command()
+@_wait_option
+def publish(wait: bool) -> None:
+    """Make published.* equal the audited marts, atomically; refused unless the gate passed on this build."""
+    from .pipeline import open_run, passing_gates
+    from .publish import publish as publish_step
+
+    with open_run(load_settings(), "publish", wait) as ctx:
+        for p in publish_step(ctx, passing_gates(ctx)):
+            _echo(f"[{p.engine}] published.{p.table}: {p.rows} rows (+{p.rows_inserted} −{p.rows_deleted})")
+
+
+@cli.command()
 @click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
 @_wait_option
 def run(full_refresh: bool, wait: bool) -> None:
-    """Land everything new, then build, gate, publish and reconcile (the steps available so far)."""
-    from .build import build as build_step
-    from .pipeline import land as land_step, open_run
+    """Land everything new, build, gate, publish (and reconcile when Postgres is configured)."""
+    from .runner import run_pipeline
 
-    settings = load_settings()
-    with open_run(settings, "run", wait) as ctx:
-        outcomes = land_step(ctx)
-        _print_land(outcomes)
-        for result in build_step(ctx, full_refresh=full_refresh):
-            _echo(f"{result.outcome.summary()}; {result.batches_built} batch(es) now built")
-    if any(o.status == "rejected" for o in outcomes):
-        raise _Exit(EXIT_DATA)
+    code = run_pipeline(load_settings(), full_refresh=full_refresh, wait=wait, echo=_echo)
+    if code:
+        raise _Exit(code)
 
 
 @cli.command("setup-roles")

@@ -9,6 +9,7 @@ from typing import Iterator
 from .config import Settings
 from .contracts import Contract, load_contract
 from .engines import DuckDBEngine, Engine, PostgresEngine
+from .errors import DataRejected
 from .landing import LandOutcome, land_file
 from .lock import RunLock
 from .records import source_files
@@ -94,3 +95,44 @@ def summarize(outcomes: list[LandOutcome]) -> dict:
         for name in ("rows_in", "rows_landed", "rows_quarantined", "rows_duplicate"):
             s[name] += getattr(o, name)
     return by_engine
+
+
+class GateFailed(DataRejected):
+    reason = "gate_failed"
+
+
+def gate(ctx: RunContext):
+    """Validate the audit area on every engine; built batches become gated only when every suite passes."""
+    from . import faults
+    from .batches import advance, batches_in
+    from .gate import run_gate
+
+    faults.point("gate.before")
+    built = {e.name: batches_in(e, "built") for e in ctx.engines}
+    for engine in ctx.engines:
+        if isinstance(engine, DuckDBEngine):
+            engine.release()  # GX opens the DuckDB file in this process through its own connection
+    report = run_gate(ctx.engines, ctx.run_id, built)
+    ctx.detail["gate"] = {"success": report.success, "failures": len(report.failures)}
+    if not report.success:
+        raise GateFailed(f"the gate failed; published.* is unchanged\n{report.render()}")
+    for engine in ctx.engines:
+        advance(engine, built[engine.name], "built", "gated", ctx.run_id)
+    return report
+
+
+def passing_gates(ctx: RunContext) -> dict[str, str]:
+    """Engine → run id of a passing gate that audited the current build (no successful build since)."""
+    from .gate import ensure_gate_results_table, gate_passed
+
+    passing = {}
+    for engine in ctx.engines:
+        ensure_gate_results_table(engine)
+        row = engine.fetchone(
+            "select g.run_id from evident.gate_results g group by g.run_id "
+            "having min(g.validated_at) >= coalesce((select max(b.built_at) from evident.builds b "
+            "where b.success and b.engine = %s), min(g.validated_at)) "
+            "order by max(g.validated_at) desc limit 1", [engine.name])
+        if row and gate_passed(engine, row[0]):
+            passing[engine.name] = row[0]
+    return passing

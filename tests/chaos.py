@@ -1,0 +1,220 @@
+"""Fault-injection harness: `evident run` killed with SIGKILL at named fault points and random moments.
+
+A chain of deliveries is run twice: once uninterrupted (the reference), once with one kill per delivery
+followed by reruns until a run succeeds. After every delivery the two warehouses must agree, by fingerprint,
+on raw.app_events and the published marts, with no duplicate key and no batch stuck in a non-terminal state.
+
+    python -m tests.chaos --kill-points 200 [--no-postgres]     (what `make chaos N=200` runs)
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from evident.config import Settings
+from evident.engines import DuckDBEngine, Engine, PostgresEngine
+from evident.fingerprint import Column
+from evident.fingerprint import fingerprint as table_fingerprint
+from evident.publish import MARTS
+from evident.sample import generate_sample
+from tests.helpers import env_for, settings_for
+
+FAULT_POINTS = [
+    "land.postgres.validated", "land.postgres.mid_transaction", "land.postgres.before_commit",
+    "land.after_postgres", "land.duckdb.validated", "land.duckdb.mid_transaction", "land.duckdb.before_commit",
+    "land.after_duckdb", "build.before_dbt", "build.postgres.after_dbt", "build.duckdb.after_dbt",
+    "gate.before", "publish.postgres.fct_sessions", "publish.postgres.fct_daily_metrics",
+    "publish.duckdb.fct_sessions", "publish.duckdb.fct_daily_metrics", "run.after_publish",
+]
+RAW_COLUMNS = [Column("idempotency_key", "text"), Column("event_id", "text"), Column("user_id", "int"),
+               Column("event_ts", "timestamp"), Column("event_type", "text"), Column("value", "decimal"),
+               Column("app_version", "text"), Column("properties", "text")]
+NON_TERMINAL = ("received", "validated")
+
+
+@dataclass
+class Outcome:
+    delivery: int
+    kill: str
+    killed: bool
+    reruns: int
+    lost_rows: int
+    duplicate_keys: int
+    stuck_batches: int
+    marts_equal: bool
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.lost_rows == 0 and self.duplicate_keys == 0 and self.stuck_batches == 0 and self.marts_equal
+
+
+def open_engines(settings: Settings) -> list[Engine]:
+    engines: list[Engine] = [DuckDBEngine(settings.duckdb_path)]
+    if settings.postgres_dsn:
+        engines.append(PostgresEngine(settings.postgres_dsn))
+    return engines
+
+
+def snapshot(settings: Settings) -> dict:
+    """Per engine: fingerprints of raw rows and published marts, duplicate keys, stuck batches."""
+    snap = {}
+    for engine in open_engines(settings):
+        try:
+            marts = {m.name: table_fingerprint(engine, f"published.{m.name}", list(m.columns)) for m in MARTS}
+            snap[engine.name] = {
+                "raw": table_fingerprint(engine, "raw.app_events", RAW_COLUMNS),
+                "marts": marts,
+                "duplicate_keys": engine.fetchone(
+                    "select count(*) - count(distinct idempotency_key) from raw.app_events")[0],
+                "stuck": engine.fetchone("select count(*) from evident.batches where state in "
+                                         "('received', 'validated')")[0],
+            }
+        finally:
+            engine.close()
+    return snap
+
+
+def run_evident(settings: Settings, fault: str | None = None, kill_after: float | None = None,
+                timeout: float = 900) -> int:
+    env = env_for(settings, **({"EVIDENT_FAULT": f"{fault}:kill"} if fault else {}))
+    proc = subprocess.Popen([sys.executable, "-m", "evident.cli", "run"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        if kill_after is not None:
+            try:
+                proc.wait(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    if proc.returncode not in (0, -9):
+        raise RuntimeError(f"evident run exited {proc.returncode}: {err[-2000:]}")
+    return proc.returncode
+
+
+def deliveries(root: Path, count: int, seed: int) -> list[list[Path]]:
+    """`count` deliveries, each a few small JSONL files (late events and duplicates among them)."""
+    out = root / "source"
+    generate_sample(out, events=max(count * 40, 200), days=max(2, min(count, 10)), seed=seed,
+                    lines_per_part=40)
+    files = sorted(out.rglob("*.jsonl"))
+    chunks = [files[i::count] for i in range(count)] if len(files) >= count else [[f] for f in files]
+    return [sorted(c) for c in chunks if c]
+
+
+def deliver(files: list[Path], source_root: Path, settings: Settings) -> None:
+    for path in files:
+        target = settings.landing_dir / path.relative_to(source_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+
+
+def compare(reference: dict, actual: dict) -> tuple[int, bool]:
+    lost, equal = 0, True
+    for engine, ref in reference.items():
+        got = actual[engine]
+        lost += max(0, ref["raw"][0] - got["raw"][0])
+        equal &= got["raw"] == ref["raw"] and got["marts"] == ref["marts"]
+    return lost, equal
+
+
+def chaos(kill_points: int, pg_dsn_factory, seed: int = 7, workdir: Path | None = None,
+          log=print) -> list[Outcome]:
+    root = Path(workdir or tempfile.mkdtemp(prefix="evident-chaos-"))
+    rng = random.Random(seed)
+    chain = deliveries(root, kill_points, seed)
+    source_root = root / "source"
+    reference = settings_for(root / "reference", pg_dsn_factory())
+    chaotic = settings_for(root / "chaos", pg_dsn_factory())
+    plan = [FAULT_POINTS[i % len(FAULT_POINTS)] if i % 3 != 2 else f"random:{rng.uniform(0.5, 20):.2f}"
+            for i in range(len(chain))]
+    outcomes = []
+    for i, files in enumerate(chain):
+        started = time.monotonic()
+        deliver(files, source_root, reference)
+        run_evident(reference)
+        expected = snapshot(reference)
+        deliver(files, source_root, chaotic)
+        kill = plan[i]
+        if kill.startswith("random:"):
+            code = run_evident(chaotic, kill_after=float(kill.split(":")[1]))
+        else:
+            code = run_evident(chaotic, fault=kill)
+        reruns = 0
+        while True:
+            reruns += 1
+            if run_evident(chaotic) == 0:
+                break
+            if reruns >= 3:
+                raise RuntimeError(f"delivery {i}: no successful rerun after {kill}")
+        actual = snapshot(chaotic)
+        lost, equal = compare(expected, actual)
+        outcome = Outcome(i, kill, code == -9, reruns, lost,
+                          sum(s["duplicate_keys"] for s in actual.values()),
+                          sum(s["stuck"] for s in actual.values()), equal, round(time.monotonic() - started, 1))
+        outcomes.append(outcome)
+        log(f"{i:4d}  {kill:36s} killed={outcome.killed!s:5s} reruns={reruns} lost={lost} "
+            f"dup={outcome.duplicate_keys} stuck={outcome.stuck_batches} equal={equal}  {outcome.seconds}s")
+    return outcomes
+
+
+def summary_table(outcomes: list[Outcome]) -> str:
+    by_kind: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_kind.setdefault("random moment" if o.kill.startswith("random:") else o.kill, []).append(o)
+    lines = [f"{'kill point':36s} {'runs':>5s} {'killed':>7s} {'lost':>5s} {'dup':>4s} {'stuck':>6s} {'equal':>6s}"]
+    for kind, group in sorted(by_kind.items()):
+        lines.append(f"{kind:36s} {len(group):5d} {sum(o.killed for o in group):7d} "
+                     f"{sum(o.lost_rows for o in group):5d} {sum(o.duplicate_keys for o in group):4d} "
+                     f"{sum(o.stuck_batches for o in group):6d} {sum(o.marts_equal for o in group):6d}")
+    lines.append(f"{'TOTAL':36s} {len(outcomes):5d} {sum(o.killed for o in outcomes):7d} "
+                 f"{sum(o.lost_rows for o in outcomes):5d} {sum(o.duplicate_keys for o in outcomes):4d} "
+                 f"{sum(o.stuck_batches for o in outcomes):6d} {sum(o.marts_equal for o in outcomes):6d}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kill-points", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        factory = lambda: None  # noqa: E731
+        if not args.no_postgres:
+            from tests.pgcluster import PgCluster, PostgresUnavailable
+
+            try:
+                cluster = stack.enter_context(PgCluster())
+                counter = iter(range(1_000_000))
+                factory = lambda: _new_database(cluster, next(counter))  # noqa: E731
+            except PostgresUnavailable as exc:
+                print(f"Postgres unavailable ({exc}); running on DuckDB only")
+        outcomes = chaos(args.kill_points, factory, args.seed)
+    print()
+    print(summary_table(outcomes))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _new_database(cluster, n: int) -> str:
+    import psycopg
+
+    name = f"chaos_{n}"
+    with psycopg.connect(cluster.dsn, autocommit=True) as con:
+        con.execute(f"create database {name}")
+    return cluster.dsn_for(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
