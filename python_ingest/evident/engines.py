@@ -151,6 +151,11 @@ class PostgresEngine(Engine):
                                     application_name=self._application_name)
 
     @property
+    def dsn(self) -> str:
+        """The DSN (holds a secret: never log it; evident.secrets.redact masks it)."""
+        return self._dsn
+
+    @property
     def con(self) -> psycopg.Connection:
         """The session, reopened when a fault closed it (the retry of a whole transaction lands here)."""
         if self._con is None or self._con.closed:
