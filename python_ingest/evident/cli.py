@@ -154,6 +154,18 @@ def run(full_refresh: bool, wait: bool) -> None:
         raise _Exit(code)
 
 
+@cli.command()
+def docs() -> None:
+    """Build dbt docs (target/docs) and the Great Expectations Data Docs site (expectations/gx/uncommitted)."""
+    from .dbt_runner import run_dbt_docs
+    from .gate import build_data_docs
+
+    settings = load_settings()
+    dbt_docs = run_dbt_docs(duckdb_path=settings.duckdb_path)
+    _echo(f"dbt docs: {dbt_docs}")
+    _echo(f"Data Docs: {build_data_docs()}")
+
+
 @cli.command("setup-roles")
 @click.option("--role", default="evident_reader", show_default=True, help="Name of the read-only role.")
 def setup_roles(role: str) -> None:
