@@ -129,6 +129,10 @@ def compare(reference: dict, actual: dict, marts: bool) -> tuple[int, bool]:
         got = actual[engine]
         lost += max(0, ref["raw"][0] - got["raw"][0])
         equal &= got["raw"] == ref["raw"] and (not marts or got["marts"] == ref["marts"])
+    engines = list(actual.values())
+    # Both engines configured: they must also agree with each other.
+    equal &= all(e["raw"] == engines[0]["raw"] and (not marts or e["marts"] == engines[0]["marts"])
+                 for e in engines)
     return lost, equal
 
 

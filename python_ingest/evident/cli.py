@@ -143,6 +143,21 @@ def publish(wait: bool) -> None:
 
 
 @cli.command()
+@click.option("--table", "tables", multiple=True,
+              help="raw.app_events | fct_sessions | fct_daily_metrics (repeatable; default all).")
+@click.option("--date-from", help="First partition date to compare (YYYY-MM-DD).")
+@click.option("--date-to", help="Last partition date to compare (YYYY-MM-DD).")
+@_wait_option
+def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, wait: bool) -> None:
+    """Compare raw and published marts between DuckDB and Postgres; report differing keys per partition."""
+    from .pipeline import open_run
+    from .reconcile import run_reconcile
+
+    with open_run(load_settings(), "reconcile", wait) as ctx:
+        _echo(run_reconcile(ctx, tables=tables or None, date_from=date_from, date_to=date_to).render())
+
+
+@cli.command()
 @click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
 @_wait_option
 def run(full_refresh: bool, wait: bool) -> None:
