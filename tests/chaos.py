@@ -144,7 +144,7 @@ def land_only(settings: Settings) -> None:
 
 
 def chaos(kill_points: int, pg_dsn_factory, seed: int = 7, workdir: Path | None = None, points=None,
-          log=print) -> list[Outcome]:
+          random_every: int = 3, log=print) -> list[Outcome]:
     """One kill per delivery, then reruns until success.
 
     After every delivery the raw rows must equal a reference warehouse that only landed the same files
@@ -158,8 +158,10 @@ def chaos(kill_points: int, pg_dsn_factory, seed: int = 7, workdir: Path | None 
     reference = settings_for(root / "reference", pg_dsn_factory())
     chaotic = settings_for(root / "chaos", pg_dsn_factory())
     points = points or FAULT_POINTS
-    plan = [points[i % len(points)] if i % 3 != 2 else f"random:{rng.uniform(0.5, 20):.2f}"
-            for i in range(len(chain))]
+    # Every named point in turn, with a kill at a random moment as every `random_every`-th delivery.
+    named = iter(points * (len(chain) // max(1, len(points)) + 1))
+    plan = [f"random:{rng.uniform(0.5, 20):.2f}" if random_every and i % random_every == random_every - 1
+            else next(named) for i in range(len(chain))]
     outcomes = []
     for i, files in enumerate(chain):
         started = time.monotonic()
