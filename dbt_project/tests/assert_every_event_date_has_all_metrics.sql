@@ -1,0 +1,45 @@
+-- Every UTC date with an event has exactly the eight metrics, and no other date has any.
+-- Checks the dates with events landed after var evident_check_since_land_seq (0 = all dates).
+with
+
+checked_dates as (
+
+    select event_date as metric_date
+    from {{ ref('stg_app_events') }}
+    where land_seq > {{ var('evident_check_since_land_seq') }}
+
+    union
+
+    select metric_date
+    from {{ ref('fct_daily_metrics') }}
+    where last_land_seq > {{ var('evident_check_since_land_seq') }}
+
+),
+
+event_dates as (
+
+    select distinct event_date as metric_date
+    from {{ ref('stg_app_events') }}
+    where event_date in (select metric_date from checked_dates)
+
+),
+
+metric_counts as (
+
+    select metric_date, count(*) as metrics
+    from {{ ref('fct_daily_metrics') }}
+    where metric_date in (select metric_date from checked_dates)
+    group by metric_date
+
+)
+
+select
+    coalesce(event_dates.metric_date, metric_counts.metric_date) as metric_date,
+    metric_counts.metrics
+
+from event_dates
+full outer join metric_counts
+    on event_dates.metric_date = metric_counts.metric_date
+where event_dates.metric_date is null
+    or metric_counts.metrics is null
+    or metric_counts.metrics <> 8

@@ -1,0 +1,76 @@
+"""evident.dbt_runner: DSN → profile env vars, the dbt command line, and failures surfaced by name."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from evident.dbt_runner import PROFILES_DIR, PROJECT_DIR, build_args, dbt_env_from_dsn, run_dbt_build
+from evident.errors import ConfigError
+
+try:
+    from tests.dbt_helpers import DuckDBRawWarehouse, Event, dbt_build
+except ImportError:  # rootdir-less invocation
+    from dbt_helpers import DuckDBRawWarehouse, Event, dbt_build  # type: ignore[no-redef]
+
+
+def test_dsn_url_becomes_profile_env_vars():
+    env = dbt_env_from_dsn("postgresql://evident:s3cr%40t@db.example:6543/warehouse?sslmode=disable")
+    assert env == {
+        "EVIDENT_PG_HOST": "db.example",
+        "EVIDENT_PG_PORT": "6543",
+        "EVIDENT_PG_USER": "evident",
+        "EVIDENT_PG_PASSWORD": "s3cr@t",
+        "EVIDENT_PG_DBNAME": "warehouse",
+        "PGSSLMODE": "disable",  # libpq reads it; profiles.yml has no field for it
+    }
+
+
+def test_key_value_dsn_becomes_profile_env_vars_and_missing_parts_are_left_out():
+    env = dbt_env_from_dsn("host=127.0.0.1 dbname=evident user=me password='a b'")
+    assert env == {
+        "EVIDENT_PG_HOST": "127.0.0.1",
+        "EVIDENT_PG_USER": "me",
+        "EVIDENT_PG_PASSWORD": "a b",
+        "EVIDENT_PG_DBNAME": "evident",
+    }
+
+
+def test_unparsable_dsn_is_a_config_error_that_does_not_echo_the_dsn():
+    with pytest.raises(ConfigError) as info:
+        dbt_env_from_dsn("host=x password=hunter2 ===")
+    assert "hunter2" not in str(info.value)
+
+
+def test_command_line_uses_repo_project_profiles_and_a_target_path_per_target():
+    args = build_args("postgres", full_refresh=True, vars={"evident_since_land_seq": 3}, select="fct_sessions+")
+    default_dir = build_args("duckdb")
+    assert args[:5] == ["build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR)]
+    assert args[args.index("--target") + 1] == "postgres"
+    assert args[args.index("--target-path") + 1].endswith("target/postgres")
+    assert "--full-refresh" in args
+    assert args[args.index("--vars") + 1] == '{"evident_since_land_seq": 3}'
+    assert args[args.index("--select") + 1] == "fct_sessions+"
+    assert default_dir[default_dir.index("--target-path") + 1].endswith("target/duckdb")
+
+
+def test_postgres_target_without_dsn_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError):
+        run_dbt_build("postgres", duckdb_path=tmp_path / "w.duckdb", pg_dsn=None)
+
+
+def test_a_failing_data_test_is_reported_by_name_and_its_dependents_are_skipped(tmp_path):
+    warehouse = DuckDBRawWarehouse(tmp_path / "w.duckdb")
+    warehouse.create_raw()
+    warehouse.land([Event("e1", 1, datetime(2024, 3, 1, 10), "teleport")], land_seq=1)  # not an event type
+
+    outcome = dbt_build("duckdb", duckdb_path=warehouse.path, pg_dsn=None, exclude="resource_type:unit_test")
+
+    assert not outcome.success
+    assert [(f.status, f.name) for f in outcome.failures] == [
+        ("fail", "accepted_values_stg_app_events_event_type__login__view_page__add_to_cart__purchase__signup__logout")
+    ]
+    assert "1 failing row" in outcome.failures[0].message
+    assert "model.evident.int_sessionised_events" in outcome.skipped
+    assert "accepted_values_stg_app_events_event_type" in outcome.summary()
+    assert outcome.run_results_path is not None and outcome.run_results_path.exists()
