@@ -189,11 +189,13 @@ class PostgresEngine(Engine):
         self.execute("analyze evident_stage_keys")
         return "evident_stage_keys"
 
-    def advisory_lock(self, key: int, wait: bool) -> bool:
-        if wait:
-            self.execute("select pg_advisory_lock(%s)", [key])
-            return True
-        return bool(self.fetchone("select pg_try_advisory_lock(%s)", [key])[0])
+    def ensure_schema(self) -> None:
+        super().ensure_schema()
+        # The incremental models find new rows by land_seq and read touched users' history by user_id.
+        # (DuckDB gets no secondary indexes: they make its large deletes and commits far slower.)
+        with self.transaction():
+            self.execute("create index if not exists app_events_land_seq on raw.app_events (land_seq)")
+            self.execute("create index if not exists app_events_user_id on raw.app_events (user_id)")
 
     def close(self):
         if self._con is not None:
