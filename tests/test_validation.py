@@ -101,6 +101,7 @@ def test_same_instant_in_two_offsets_gives_the_same_key(validator):
     (with_(event_ts="2000-01-01T00:30:00+01:00"), "invalid_value"),
     (with_(event_ts="2026-01-02T03:04:05.1234567Z"), "invalid_value"),
     (with_(event_ts="2026-01-02T03:04:05z"), "invalid_value"),
+    (with_(event_ts="2026-01-02T03:04:05+05:60"), "invalid_value"),
     (with_(event_ts="2026-01-02"), "invalid_value"),
     (with_(event_id=""), "invalid_value"),
     (with_(event_id="x" * 129), "invalid_value"),

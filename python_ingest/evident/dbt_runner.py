@@ -278,3 +278,18 @@ def release_duckdb() -> None:
                 env.close()
             finally:
                 DuckDBConnectionManager._ENV = None
+
+
+def run_dbt_docs(*, duckdb_path: str | os.PathLike[str], target: str = "duckdb", pg_dsn: str | None = None) -> Path:
+    """`dbt docs generate` into target/docs; returns the index page (open it, or `dbt docs serve` there)."""
+    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve())}
+    if target == "postgres" and pg_dsn:
+        register_dsn(pg_dsn)
+        env.update(dbt_env_from_dsn(pg_dsn))
+    target_dir = REPO_ROOT / "target" / "docs"
+    args = build_args(target, command="docs", target_dir=target_dir)
+    args.insert(1, "generate")
+    outcome = _invoke(target, ["--quiet", *args], env, target_dir / "run_results.json")
+    if not outcome.success:
+        raise ConfigError(f"dbt docs generate failed: {'; '.join(str(f) for f in outcome.failures)}")
+    return target_dir / "index.html"

@@ -15,9 +15,11 @@ from decimal import Decimal, InvalidOperation
 from .contracts import Contract, FieldRule
 from .keys import idempotency_key, payload_sha256
 
+# The shape of the contract's timestamp; the calendar (Feb 30, hour 24) is left to fromisoformat, but the
+# offset's minutes are checked here because fromisoformat reads +05:60 as +06:00.
 _TS = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-    r"(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-5][0-9])?"
 )
 _CSV_INT = re.compile(r"[+-]?[0-9]+")
 _CSV_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
