@@ -35,8 +35,15 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 
-def with_retry(action: Callable[[], T], *, what: str, attempts: int = 5, base: float = 0.25,
-               cap: float = 8.0, sleep: Callable[[float], None] = time.sleep) -> T:
+# Waits of 0.5, 1, 2, 4 and 8 s (each × U(0.5, 1)): long enough to ride out a Postgres restart or a
+# failover, short enough that a scheduler sees exit 75 within ~16 s when the fault persists.
+ATTEMPTS = 6
+BASE_DELAY_S = 0.5
+MAX_DELAY_S = 8.0
+
+
+def with_retry(action: Callable[[], T], *, what: str, attempts: int = ATTEMPTS, base: float = BASE_DELAY_S,
+               cap: float = MAX_DELAY_S, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run `action`; on a transient fault wait min(cap, base·2^n)·U(0.5, 1) and try again."""
     for attempt in range(1, attempts + 1):
         try:
