@@ -15,26 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-RAW_DDL = [
-    "create schema if not exists raw",
-    """create table if not exists raw.app_events (
-        idempotency_key varchar(64) primary key,
-        event_id varchar not null,
-        user_id bigint not null,
-        event_ts timestamp not null,
-        event_type varchar not null,
-        value decimal(18,2),
-        app_version varchar,
-        properties varchar,
-        payload_sha256 varchar(64) not null,
-        batch_id varchar not null,
-        land_seq bigint not null,
-        source_file varchar not null,
-        source_line integer not null,
-        contract_id varchar not null,
-        landed_at timestamp not null
-    )""",
-]
+from evident.schema import DDL as _EVIDENT_DDL
+
+# raw schema and raw.app_events exactly as the loader creates them
+RAW_DDL = [s for s in _EVIDENT_DDL if s == "create schema if not exists raw" or "raw.app_events (" in s]
 
 RAW_COLUMNS = (
     "idempotency_key", "event_id", "user_id", "event_ts", "event_type", "value", "app_version", "properties",

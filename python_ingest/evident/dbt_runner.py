@@ -116,7 +116,8 @@ def dbt_env_from_dsn(dsn: str) -> dict[str, str]:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def temporary_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block (dbt and GX read their settings from there)."""
     saved = {key: os.environ.get(key) for key in values}
     try:
         os.environ.update(values)
@@ -210,7 +211,7 @@ def _invoke(target: str, args: list[str], env: Mapping[str, str], run_results_pa
 
     previous_results = run_results_path.stat().st_mtime_ns if run_results_path.exists() else None
     started = time.monotonic()
-    with _DBT_LOCK, _environment(env):
+    with _DBT_LOCK, temporary_environment(env):
         try:
             result = dbtRunner().invoke(args)
         finally:

@@ -50,6 +50,7 @@ from .batches import utcnow
 from .engines import DuckDBEngine, Engine, PostgresEngine
 from .errors import ConfigError
 from .retry import with_retry
+from .dbt_runner import temporary_environment as _environment
 from .secrets import redact, register_dsn
 
 log = logging.getLogger(__name__)
@@ -508,20 +509,6 @@ def sqlalchemy_url_from_dsn(dsn: str) -> str:
         query={**query, **parts},
     )
     return url.render_as_string(hide_password=False)
-
-
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        os.environ.update(values)
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 # ------------------------------------------------------------------------------------------ control plane
