@@ -3,12 +3,14 @@ random moments, on DuckDB alone and with Postgres; `make chaos N=200` runs the l
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from tests.chaos import FAULT_POINTS, chaos, summary_table
 
 DUCKDB_POINTS = [p for p in FAULT_POINTS if "postgres" not in p]
 
 
+@pytest.mark.timeout(2400)
 def test_kills_at_every_fault_point_on_duckdb_lose_nothing_and_duplicate_nothing(tmp_path):
     outcomes = chaos(len(DUCKDB_POINTS) + 4, lambda: None, seed=3, workdir=tmp_path, points=DUCKDB_POINTS,
                      random_every=4)
@@ -17,6 +19,7 @@ def test_kills_at_every_fault_point_on_duckdb_lose_nothing_and_duplicate_nothing
     assert all(o.ok for o in outcomes), summary_table(outcomes)
 
 
+@pytest.mark.timeout(2400)
 def test_kills_on_both_engines_lose_nothing_and_the_engines_agree(tmp_path, postgres_dsn):
     counter = iter(range(100))
 
