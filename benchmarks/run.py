@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 
-from . import bench_dbt, bench_landing, bench_reconcile
+from . import bench_dbt, bench_gate, bench_landing, bench_reconcile
 
 
 def main() -> None:
     scale = float(os.environ.get("BENCH_SCALE", "1"))
     bench_landing.main(["--events", str(int(1_000_000 * scale))])
     bench_dbt.main(["--events", str(int(10_000_000 * scale))])
+    bench_gate.main(["--events", str(int(10_000_000 * scale))])
     bench_reconcile.main(["--events", str(int(10_000_000 * scale))])
 
 
