@@ -219,7 +219,7 @@ def run_gate(
     report.data_docs_index = index if index.is_file() else None
     if store:
         store_results(engines, report)
-    log.info(redact(report.summary()))
+    log.debug(redact(report.summary()))
     return report
 
 
