@@ -134,11 +134,16 @@ class RawWarehouse:
         return self.query(sql)[0][0]
 
     # engine-specific
-    def query(self, sql: str) -> list[tuple]:
+    def _connect(self):
         raise NotImplementedError
 
+    def query(self, sql: str) -> list[tuple]:
+        with self._connect() as conn:
+            return conn.execute(sql).fetchall()
+
     def _execute(self, sql: str) -> None:
-        raise NotImplementedError
+        with self._connect() as conn:
+            conn.execute(sql)
 
     def _insert_ignoring_existing(self, rows: list[tuple]) -> None:
         raise NotImplementedError
@@ -157,14 +162,6 @@ class DuckDBRawWarehouse(RawWarehouse):
         import duckdb
 
         return duckdb.connect(self.path)
-
-    def query(self, sql: str) -> list[tuple]:
-        with self._connect() as conn:
-            return conn.execute(sql).fetchall()
-
-    def _execute(self, sql: str) -> None:
-        with self._connect() as conn:
-            conn.execute(sql)
 
     def _insert_ignoring_existing(self, rows: list[tuple]) -> None:
         if not rows:
@@ -190,14 +187,6 @@ class PostgresRawWarehouse(RawWarehouse):
         import psycopg
 
         return psycopg.connect(self.dsn, connect_timeout=10)
-
-    def query(self, sql: str) -> list[tuple]:
-        with self._connect() as conn:
-            return conn.execute(sql).fetchall()
-
-    def _execute(self, sql: str) -> None:
-        with self._connect() as conn:
-            conn.execute(sql)
 
     def _insert_ignoring_existing(self, rows: list[tuple]) -> None:
         if not rows:
