@@ -73,7 +73,7 @@ def bench_engine(engine: str, events: int, work: Path, dsn: str | None) -> dict:
     if engine == "postgres":
         run("analyze raw.app_events")
     incremental = run_dbt_build(engine, duckdb_path=path, pg_dsn=dsn, target_dir=target,
-                                vars={"evident_check_since_land_seq": 1})
+                                check_since_land_seq=1)
     return {"full_refresh_s": round(full.elapsed, 2), "full_ok": full.success,
             "incremental_s": round(incremental.elapsed, 2), "incremental_ok": incremental.success,
             "ratio": round(incremental.elapsed / full.elapsed, 3)}

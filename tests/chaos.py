@@ -1,15 +1,18 @@
 """Fault-injection harness: `evident run` killed with SIGKILL at named fault points and random moments.
 
-A chain of deliveries, one kill per delivery followed by reruns until a run succeeds. After every delivery,
-raw.app_events must equal (by fingerprint) a reference that landed the same files, with no duplicate key and
-no batch stuck in a non-terminal state; after the last, the published marts must equal one uninterrupted run.
+A chain of deliveries. In each, the run is killed, then its rerun is killed at a later point, and so on
+(--per-delivery kills, default 3: a crash during recovery from a crash is the harder case), then reruns go
+until one succeeds. After every delivery, raw.app_events must equal (by fingerprint) a reference that landed
+the same files, with no duplicate key and no batch stuck in a non-terminal state; after the last, the published
+marts must equal one uninterrupted run, and with Postgres the two engines must agree.
 
-    python -m tests.chaos --kill-points 200 [--no-postgres]     (what `make chaos N=200` runs)
+    python -m tests.chaos --kill-points 200 [--per-delivery 3] [--no-postgres]   (what `make chaos N=200` runs)
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import random
 import shutil
 import subprocess
@@ -42,6 +45,9 @@ NON_TERMINAL = ("received", "validated")
 
 @dataclass
 class Outcome:
+    """One kill point. The checks (lost, dup, stuck, equal) are those of the delivery it was part of, made after
+    the delivery's clean rerun; several kill points can share one delivery."""
+
     delivery: int
     kill: str
     killed: bool
@@ -143,9 +149,24 @@ def land_only(settings: Settings) -> None:
         raise RuntimeError(f"reference land failed: {result.stderr[-2000:]}")
 
 
+def kill_plan(kill_points: int, per_delivery: int, points: list[str], random_every: int,
+              rng: random.Random) -> list[list[str]]:
+    """`kill_points` kills in deliveries of `per_delivery`: every named point in turn, a random moment as every
+    `random_every`-th kill. Within a delivery the named kills come in pipeline order, so each rerun gets past
+    the point that killed the run before it and dies at a later one; a random moment comes last (a run killed
+    at random may have got past the named points of its delivery already)."""
+    named = itertools.cycle(points)
+    flat = [f"random:{rng.uniform(0.5, 20):.2f}" if random_every and i % random_every == random_every - 1
+            else next(named) for i in range(kill_points)]
+    position = {p: i for i, p in enumerate(FAULT_POINTS)}
+    return [sorted(flat[i:i + per_delivery], key=lambda k: position.get(k, len(position)))
+            for i in range(0, len(flat), per_delivery)]
+
+
 def chaos(kill_points: int, pg_dsn_factory, seed: int = 7, workdir: Path | None = None, points=None,
-          random_every: int = 3, log=print) -> list[Outcome]:
-    """One kill per delivery, then reruns until success.
+          random_every: int = 3, per_delivery: int = 3, log=print) -> list[Outcome]:
+    """Deliveries of new files; in each, `evident run` is killed `per_delivery` times (a run, then its reruns),
+    then rerun until it succeeds.
 
     After every delivery the raw rows must equal a reference warehouse that only landed the same files
     (landing is cheap); after the last one, the published marts must equal one uninterrupted `evident run`
@@ -153,45 +174,46 @@ def chaos(kill_points: int, pg_dsn_factory, seed: int = 7, workdir: Path | None 
     """
     root = Path(workdir or tempfile.mkdtemp(prefix="evident-chaos-"))
     rng = random.Random(seed)
-    chain = deliveries(root, kill_points, seed)
+    plan = kill_plan(kill_points, per_delivery, points or FAULT_POINTS, random_every, rng)
+    chain = deliveries(root, len(plan), seed)
+    if len(chain) < len(plan):
+        raise RuntimeError(f"the sample split into {len(chain)} deliveries, {len(plan)} needed")
     source_root = root / "source"
     reference = settings_for(root / "reference", pg_dsn_factory())
     chaotic = settings_for(root / "chaos", pg_dsn_factory())
-    points = points or FAULT_POINTS
-    # Every named point in turn, with a kill at a random moment as every `random_every`-th delivery.
-    named = iter(points * (len(chain) // max(1, len(points)) + 1))
-    plan = [f"random:{rng.uniform(0.5, 20):.2f}" if random_every and i % random_every == random_every - 1
-            else next(named) for i in range(len(chain))]
     outcomes = []
-    for i, files in enumerate(chain):
+    for i, (files, kills) in enumerate(zip(chain, plan)):
         started = time.monotonic()
         deliver(files, source_root, reference)
         land_only(reference)
         deliver(files, source_root, chaotic)
-        kill = plan[i]
-        if kill.startswith("random:"):
-            code = run_evident(chaotic, kill_after=float(kill.split(":")[1]))
-        else:
-            code = run_evident(chaotic, fault=kill)
+        killed = []
+        for kill in kills:
+            if kill.startswith("random:"):
+                code = run_evident(chaotic, kill_after=float(kill.split(":")[1]))
+            else:
+                code = run_evident(chaotic, fault=kill)
+            killed.append(code == -9)
         reruns = 0
         while True:
             reruns += 1
             if run_evident(chaotic) == 0:
                 break
             if reruns >= 3:
-                raise RuntimeError(f"delivery {i}: no successful rerun after {kill}")
+                raise RuntimeError(f"delivery {i}: no successful rerun after {kills}")
         expected, actual = snapshot(reference), snapshot(chaotic)
-        last = i == len(chain) - 1
+        last = i == len(plan) - 1
         if last:
             run_evident(reference)
             expected = snapshot(reference)
         lost, equal = compare(expected, actual, marts=last)
-        outcome = Outcome(i, kill, code == -9, reruns, lost,
-                          sum(s["duplicate_keys"] for s in actual.values()),
-                          sum(s["stuck"] for s in actual.values()), equal, round(time.monotonic() - started, 1))
-        outcomes.append(outcome)
-        log(f"{i:4d}  {kill:36s} killed={outcome.killed!s:5s} reruns={reruns} lost={lost} "
-            f"dup={outcome.duplicate_keys} stuck={outcome.stuck_batches} equal={equal}  {outcome.seconds}s")
+        dup = sum(s["duplicate_keys"] for s in actual.values())
+        stuck = sum(s["stuck"] for s in actual.values())
+        seconds = round(time.monotonic() - started, 1)
+        outcomes += [Outcome(i, kill, was_killed, reruns, lost, dup, stuck, equal, seconds)
+                     for kill, was_killed in zip(kills, killed)]
+        log(f"{i:4d}  {' > '.join(kills):100s} killed={sum(killed)}/{len(kills)} reruns={reruns} lost={lost} "
+            f"dup={dup} stuck={stuck} equal={equal}  {seconds}s")
     return outcomes
 
 
@@ -204,15 +226,20 @@ def summary_table(outcomes: list[Outcome]) -> str:
         lines.append(f"{kind:36s} {len(group):5d} {sum(o.killed for o in group):7d} "
                      f"{sum(o.lost_rows for o in group):5d} {sum(o.duplicate_keys for o in group):4d} "
                      f"{sum(o.stuck_batches for o in group):6d} {sum(o.marts_equal for o in group):6d}")
-    lines.append(f"{'TOTAL':36s} {len(outcomes):5d} {sum(o.killed for o in outcomes):7d} "
+    lines.append(f"{'TOTAL kill points':36s} {len(outcomes):5d} {sum(o.killed for o in outcomes):7d} "
                  f"{sum(o.lost_rows for o in outcomes):5d} {sum(o.duplicate_keys for o in outcomes):4d} "
                  f"{sum(o.stuck_batches for o in outcomes):6d} {sum(o.marts_equal for o in outcomes):6d}")
+    deliveries = list({o.delivery: o for o in outcomes}.values())  # the checks, counted once per delivery
+    lines.append(f"{'TOTAL deliveries (checks)':36s} {len(deliveries):5d} {'':7s} "
+                 f"{sum(o.lost_rows for o in deliveries):5d} {sum(o.duplicate_keys for o in deliveries):4d} "
+                 f"{sum(o.stuck_batches for o in deliveries):6d} {sum(o.marts_equal for o in deliveries):6d}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kill-points", type=int, default=200)
+    parser.add_argument("--per-delivery", type=int, default=3, help="kills per delivery before its clean rerun")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args(argv)
@@ -227,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 factory = lambda: _new_database(cluster, next(counter))  # noqa: E731
             except PostgresUnavailable as exc:
                 print(f"Postgres unavailable ({exc}); running on DuckDB only")
-        outcomes = chaos(args.kill_points, factory, args.seed)
+        outcomes = chaos(args.kill_points, factory, args.seed, per_delivery=args.per_delivery)
     print()
     print(summary_table(outcomes))
     return 0 if all(o.ok for o in outcomes) else 1

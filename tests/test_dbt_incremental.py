@@ -73,7 +73,7 @@ def incremental_then_full_refresh(warehouse, target: str, duckdb_path, pg_dsn, b
         outcome = dbt_build(
             target, duckdb_path=duckdb_path, pg_dsn=pg_dsn, exclude="resource_type:unit_test",
             # as `evident build` runs it: data tests check what this batch changed (the full refresh checks all)
-            vars={"evident_check_since_land_seq": land_seq - 1},
+            check_since_land_seq=land_seq - 1,
         )
         assert outcome.success, f"batch {land_seq}: {outcome.summary()}"
         # after every batch, not only the last: the marts equal the definitions over what has landed

@@ -5,7 +5,8 @@ from datetime import datetime
 
 import pytest
 
-from evident.dbt_runner import PROFILES_DIR, PROJECT_DIR, build_args, dbt_env_from_dsn, run_dbt_build
+from evident.dbt_runner import (PROFILES_DIR, PROJECT_DIR, build_args, dbt_env_from_dsn, default_target_dir,
+                                 run_dbt_build)
 from evident.errors import ConfigError
 
 try:
@@ -45,6 +46,7 @@ def test_unparsable_dsn_is_a_config_error_that_does_not_echo_the_dsn():
 def test_command_line_uses_repo_project_profiles_and_a_target_path_per_target():
     args = build_args("postgres", full_refresh=True, vars={"evident_since_land_seq": 3}, select="fct_sessions+")
     default_dir = build_args("duckdb")
+    per_warehouse = default_target_dir("duckdb", "/data/a/evident.duckdb")
     assert args[:5] == ["build", "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROFILES_DIR)]
     assert args[args.index("--target") + 1] == "postgres"
     assert args[args.index("--target-path") + 1].endswith("target/postgres")
@@ -52,6 +54,8 @@ def test_command_line_uses_repo_project_profiles_and_a_target_path_per_target():
     assert args[args.index("--vars") + 1] == '{"evident_since_land_seq": 3}'
     assert args[args.index("--select") + 1] == "fct_sessions+"
     assert default_dir[default_dir.index("--target-path") + 1].endswith("target/duckdb")
+    assert per_warehouse.parent.name == "work" and per_warehouse.name.startswith("duckdb-")
+    assert per_warehouse != default_target_dir("duckdb", "/data/b/evident.duckdb")
 
 
 def test_postgres_target_without_dsn_is_a_config_error(tmp_path):
@@ -74,3 +78,20 @@ def test_a_failing_data_test_is_reported_by_name_and_its_dependents_are_skipped(
     assert "model.evident.int_sessionised_events" in outcome.skipped
     assert "accepted_values_stg_app_events_event_type" in outcome.summary()
     assert outcome.run_results_path is not None and outcome.run_results_path.exists()
+
+
+def test_the_check_window_scopes_data_tests_and_a_changed_window_is_re_parsed(tmp_path, monkeypatch):
+    """EVIDENT_CHECK_SINCE_LAND_SEQ reaches the compiled tests on every build (dbt re-parses what reads it)."""
+    warehouse = DuckDBRawWarehouse(tmp_path / "w.duckdb")
+    warehouse.create_raw()
+    warehouse.land([Event("e1", 1, datetime(2024, 3, 1, 10), "teleport")], land_seq=1)
+    build = lambda since: dbt_build("duckdb", duckdb_path=warehouse.path, pg_dsn=None,  # noqa: E731
+                                    exclude="resource_type:unit_test", check_since_land_seq=since)
+
+    assert not build(0).success  # everything checked: the bad row fails
+    scoped = build(1)  # only rows landed after 1: the bad row (land_seq 1) is outside the window
+    assert "accepted_values_stg_app_events_event_type" not in scoped.summary()
+    monkeypatch.setenv("EVIDENT_CHECK_SINCE_LAND_SEQ", "5")  # left in the caller's environment: ignored
+    again = dbt_build("duckdb", duckdb_path=warehouse.path, pg_dsn=None, exclude="resource_type:unit_test")
+    assert [f.name for f in again.failures][:1] == [
+        "accepted_values_stg_app_events_event_type__login__view_page__add_to_cart__purchase__signup__logout"]

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -210,11 +211,30 @@ def test_results_are_stored_in_the_control_plane_of_every_engine(good_gate, ware
 
 
 @pytest.mark.postgres
-def test_data_docs_index_is_built(good_gate, project):
+def test_data_docs_show_the_stored_results_of_a_passing_gate(good_gate, project):
+    from evident.gate import build_data_docs
+
     report, _, _, _ = good_gate
-    index = project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    assert report.data_docs_index == index
-    assert index.is_file() and "fct_daily_metrics" in index.read_text(encoding="utf-8")
+    assert report.data_docs_index is None  # a passing gate does not re-render the site (see gate.py)
+    index = build_data_docs(project)
+    assert index == project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert "fct_daily_metrics" in index.read_text(encoding="utf-8")
+    results = list((index.parent / "validations").rglob("*.html"))
+    assert any("run-good" in str(p) for p in results), results
+
+
+def test_stored_validation_results_are_pruned_to_the_newest_runs(tmp_path):
+    from evident.gate import prune_validation_results
+
+    suite = tmp_path / "gx" / "uncommitted" / "validations" / "fct_sessions"
+    for i in range(5):
+        run = suite / f"run-{i}" / "20261125T000000Z"
+        run.mkdir(parents=True)
+        (run / "batch.json").write_text("{}")
+        os.utime(suite / f"run-{i}", (1_000_000 + i, 1_000_000 + i))
+    assert prune_validation_results(tmp_path, keep=2) == 3
+    assert sorted(p.name for p in suite.iterdir()) == ["run-3", "run-4"]
+    assert prune_validation_results(tmp_path / "missing") == 0
 
 
 @pytest.mark.postgres
@@ -269,6 +289,9 @@ def test_negative_revenue_and_duplicated_grain_row_fail_the_gate(warehouse, proj
         assert part in text
     assert ("expect_column_values_to_be_between", "revenue", False) in {r[:3] for r in stored}
     assert not any(c.suite in ("raw_app_events", "stg_app_events") for c in report.failures)
+    # a failed gate renders the Data Docs site and the report points at it
+    assert report.data_docs_index and report.data_docs_index.is_file()
+    assert f"Data Docs: {report.data_docs_index}" in text
 
 
 @pytest.mark.postgres

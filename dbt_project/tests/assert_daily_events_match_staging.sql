@@ -1,13 +1,13 @@
 -- The `events` metric of each date equals the number of staged events (one row per idempotency key) that day,
 -- and `active_users` the distinct users that day.
--- Checks the dates with events landed after var evident_check_since_land_seq (0 = all dates).
+-- Checks the dates with events landed after EVIDENT_CHECK_SINCE_LAND_SEQ (0 = all dates).
 with
 
 checked_dates as (
 
     select distinct event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where land_seq > {{ var('evident_check_since_land_seq') }}
+    where land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
 
 ),
 

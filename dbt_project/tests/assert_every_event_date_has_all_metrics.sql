@@ -1,18 +1,18 @@
 -- Every UTC date with an event has exactly the eight metrics, and no other date has any.
--- Checks the dates with events landed after var evident_check_since_land_seq (0 = all dates).
+-- Checks the dates with events landed after EVIDENT_CHECK_SINCE_LAND_SEQ (0 = all dates).
 with
 
 checked_dates as (
 
     select event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where land_seq > {{ var('evident_check_since_land_seq') }}
+    where land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
 
     union
 
     select metric_date
     from {{ ref('fct_daily_metrics') }}
-    where last_land_seq > {{ var('evident_check_since_land_seq') }}
+    where last_land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
 
 ),
 

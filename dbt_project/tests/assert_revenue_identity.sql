@@ -1,5 +1,5 @@
 -- Revenue adds up: per date, the `revenue` metric equals the staged purchase values of that day (dates with
--- events landed after var evident_check_since_land_seq; 0 = all); in total, the revenue of all sessions
+-- events landed after EVIDENT_CHECK_SINCE_LAND_SEQ; 0 = all); in total, the revenue of all sessions
 -- equals the revenue of all dates.
 with
 
@@ -7,7 +7,7 @@ checked_dates as (
 
     select distinct event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where land_seq > {{ var('evident_check_since_land_seq') }}
+    where land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
 
 ),
 

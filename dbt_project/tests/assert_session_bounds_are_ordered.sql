@@ -1,8 +1,8 @@
 -- A session ends at or after it starts and has at least one event; revenue is never negative, and only a
--- session with a purchase has revenue. (Sessions with events landed after evident_check_since_land_seq.)
+-- session with a purchase has revenue. (Sessions with events landed after EVIDENT_CHECK_SINCE_LAND_SEQ.)
 select *
 from {{ ref('fct_sessions') }}
-where last_land_seq > {{ var('evident_check_since_land_seq') }}
+where last_land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
     and (
         session_end < session_start
         or event_count < 1

@@ -1,13 +1,13 @@
 -- A user's sessions neither overlap nor touch: each next session starts more than the session gap
 -- (1800 s) after the previous one ended (otherwise they would be one session).
--- Checks the users with a session containing events landed after var evident_check_since_land_seq (0 = all).
+-- Checks the users with a session containing events landed after EVIDENT_CHECK_SINCE_LAND_SEQ (0 = all).
 with
 
 checked_users as (
 
     select distinct user_id
     from {{ ref('fct_sessions') }}
-    where last_land_seq > {{ var('evident_check_since_land_seq') }}
+    where last_land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
 
 ),
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import faults
 from .batches import advance, batches_in, utcnow
-from .dbt_runner import REPO_ROOT, DbtOutcome, run_dbt_build
+from .dbt_runner import REPO_ROOT, DbtOutcome, default_target_dir, run_dbt_build
 from .engines import DuckDBEngine, Engine
 from .errors import ConfigError, DataRejected
 from .pipeline import RunContext
@@ -71,11 +71,12 @@ def _build_engine(ctx: RunContext, engine: Engine, full_refresh: bool) -> BuildR
     if isinstance(engine, DuckDBEngine):
         engine.release()  # dbt-duckdb opens the file in this process with its own settings
     outcome = run_dbt_build(engine.name, duckdb_path=ctx.settings.duckdb_path, pg_dsn=ctx.settings.postgres_dsn,
-                            full_refresh=full_refresh, vars={"evident_check_since_land_seq": since})
+                            full_refresh=full_refresh, check_since_land_seq=since)
     artifacts = REPO_ROOT / "target" / "runs" / ctx.run_id / engine.name
     artifacts.mkdir(parents=True, exist_ok=True)
+    work = default_target_dir(engine.name, ctx.settings.duckdb_path)
     for name in ARTIFACTS:
-        source = REPO_ROOT / "target" / engine.name / name
+        source = work / name
         if source.exists():
             shutil.copy2(source, artifacts / name)
     faults.point(f"build.{engine.name}.after_dbt")

@@ -13,6 +13,7 @@ dbtRunner is not safe for concurrent invocations in one process; calls are seria
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -130,9 +131,17 @@ def temporary_environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def default_target_dir(target: str) -> Path:
-    """target/<target> at the repo root: one per target, so switching targets keeps dbt's partial-parse cache."""
-    return REPO_ROOT / "target" / target
+def default_target_dir(target: str, duckdb_path: str | os.PathLike[str] | None = None) -> Path:
+    """dbt's working folder (--target-path) for one warehouse and target: target/work/<target>-<warehouse key>.
+
+    One per warehouse, so that runs on different warehouses never share dbt's files, and one per target, so
+    each keeps its partial-parse cache (dbt re-parses everything when the profile it last parsed with changes).
+    The warehouse is named by its DuckDB file, which the run lock is also held on.
+    """
+    if duckdb_path is None:
+        return REPO_ROOT / "target" / target
+    key = hashlib.sha1(str(Path(duckdb_path).resolve()).encode()).hexdigest()[:10]
+    return REPO_ROOT / "target" / "work" / f"{target}-{key}"
 
 
 def build_args(
@@ -178,26 +187,31 @@ def run_dbt_build(
     select: str | None = None,
     exclude: str | None = None,
     target_dir: str | os.PathLike[str] | None = None,
+    check_since_land_seq: int = 0,
     quiet: bool = True,
 ) -> DbtOutcome:
     """`dbt build` of the project on `target` (duckdb | postgres), in this process.
 
     `target_dir` is dbt's --target-path (artifacts: manifest, run_results.json, compiled SQL, logs); default
-    target/<target> at the repo root. Give each run its own to keep its artifacts; give concurrent processes
-    different ones (dbt's files there are not safe to share between processes at the same time).
+    default_target_dir(target, duckdb_path). Concurrent processes need different ones (dbt's files there are
+    not safe to share between processes at the same time).
+
+    `check_since_land_seq` scopes the heavy data tests to rows landed after it (EVIDENT_CHECK_SINCE_LAND_SEQ;
+    0 = everything). It is always set, so a value left in the caller's environment never narrows a check.
 
     Never raises for a dbt failure: the outcome says what failed. Raises ConfigError for a bad target or a
     postgres target without a DSN.
     """
     if target not in TARGETS:
         raise ConfigError(f"unknown dbt target {target!r}; expected one of {', '.join(TARGETS)}")
-    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve())}
+    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve()),
+           "EVIDENT_CHECK_SINCE_LAND_SEQ": str(int(check_since_land_seq))}
     if target == "postgres":
         if not pg_dsn:
             raise ConfigError("target postgres needs EVIDENT_POSTGRES_DSN")
         register_dsn(pg_dsn)
         env.update(dbt_env_from_dsn(pg_dsn))
-    target_dir = Path(target_dir).resolve() if target_dir is not None else default_target_dir(target)
+    target_dir = Path(target_dir).resolve() if target_dir is not None else default_target_dir(target, duckdb_path)
     args = build_args(
         target, full_refresh=full_refresh, vars=vars, select=select, exclude=exclude, target_dir=target_dir
     )
@@ -283,7 +297,8 @@ def release_duckdb() -> None:
 
 def run_dbt_docs(*, duckdb_path: str | os.PathLike[str], target: str = "duckdb", pg_dsn: str | None = None) -> Path:
     """`dbt docs generate` into target/docs; returns the index page (open it, or `dbt docs serve` there)."""
-    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve())}
+    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve()),
+           "EVIDENT_CHECK_SINCE_LAND_SEQ": str(int(check_since_land_seq))}
     if target == "postgres" and pg_dsn:
         register_dsn(pg_dsn)
         env.update(dbt_env_from_dsn(pg_dsn))

@@ -6,9 +6,12 @@
 
 The GX project is expectations/gx (file mode, in version control): four suites (raw_app_events,
 stg_app_events, fct_sessions, fct_daily_metrics), one validation definition per (engine, suite), one checkpoint
-per engine (`gate_duckdb`, `gate_postgres`) whose action builds the Data Docs site under
-expectations/gx/uncommitted/data_docs/local_site/ (git-ignored, as are the stored validation results). The
-suites are the same JSON for both engines; the engines differ only in their datasource:
+per engine (`gate_duckdb`, `gate_postgres`), without actions. The Data Docs site
+(expectations/gx/uncommitted/data_docs/local_site/, git-ignored like the stored validation results) is rebuilt
+when a gate fails, so the report can point at it, and by `evident docs`; not on every passing gate, because GX
+re-renders every stored result each time (that made each gate slower than the last). Stored validation results
+are pruned to the newest KEEP_VALIDATION_RUNS runs per suite; evident.gate_results keeps the whole history.
+The suites are the same JSON for both engines; the engines differ only in their datasource:
 
 - `postgres`: GX's Postgres SQL datasource, `connection_string: ${EVIDENT_GX_POSTGRES_URL}`;
 - `duckdb`: `evident_duckdb` (evident.gx_duckdb: one persisted connection, default DuckDB configuration),
@@ -35,6 +38,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,6 +65,7 @@ SUITES = ("raw_app_events", "stg_app_events", "fct_sessions", "fct_daily_metrics
 ENV_DUCKDB_PATH = "EVIDENT_GX_DUCKDB_PATH"
 ENV_POSTGRES_URL = "EVIDENT_GX_POSTGRES_URL"
 SAMPLE_SIZE = 5  # failing values kept per expectation
+KEEP_VALIDATION_RUNS = 20  # GX validation results kept per suite (for Data Docs)
 _TEXT_LIMIT = 2000  # characters kept per text column in evident.gate_results
 
 GATE_RESULTS_DDL = """create table if not exists evident.gate_results (
@@ -208,6 +213,9 @@ def run_gate(
                 t0 = time.monotonic()
                 report.checks.extend(_validate_engine(context, engine.name, run_id))
                 report.elapsed_s[engine.name] = time.monotonic() - t0
+            prune_validation_results(project)
+            if not report.success:
+                report.data_docs_index = _build_data_docs(context, project)
         finally:
             _close_gx(context)
     # GX returns failing rows of query expectations only with result format COMPLETE, which would also
@@ -215,8 +223,6 @@ def run_gate(
     by_name = {e.name: e for e in engines}
     report.checks = [_with_query_sample(by_name[c.engine], c) if c.query and not c.success and not c.error
                      else c for c in report.checks]
-    index = project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    report.data_docs_index = index if index.is_file() else None
     if store:
         store_results(engines, report)
     log.debug(redact(report.summary()))
@@ -238,11 +244,36 @@ def build_data_docs(project_dir: str | os.PathLike[str] = DEFAULT_PROJECT_DIR) -
         from . import gx_duckdb  # noqa: F401  registers the evident_duckdb datasource type
 
         context = gx.get_context(mode="file", project_root_dir=str(project))
-        context.build_data_docs()
-    index = project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-    if not index.is_file():
-        raise ConfigError(f"GX built no Data Docs index at {index}")
+        prune_validation_results(project)
+        index = _build_data_docs(context, project)
+    if index is None:
+        raise ConfigError(f"GX built no Data Docs index under {project}/gx/uncommitted/data_docs")
     return index
+
+
+def _build_data_docs(context: Any, project: Path) -> Path | None:
+    """Render the local Data Docs site; a rendering problem is logged, never a failed gate."""
+    try:
+        context.build_data_docs()
+    except Exception as exc:
+        log.warning(redact(f"could not build the Data Docs site: {exc}"))
+    index = project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return index if index.is_file() else None
+
+
+def prune_validation_results(project: Path, keep: int = KEEP_VALIDATION_RUNS) -> int:
+    """Delete all but the newest `keep` stored runs of each suite (GX's store: validations/<suite>/<run>/…).
+
+    Returns how many run folders were removed. Only folders GX created under uncommitted/ are touched.
+    """
+    removed = 0
+    root = project / "gx" / "uncommitted" / "validations"
+    for suite in (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
+        runs = sorted((p for p in suite.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in runs[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _validate_engine(context: Any, engine: str, run_id: str) -> list[CheckResult]:
