@@ -36,11 +36,13 @@ FAULT_POINTS = [
     "land.after_duckdb", "build.before_dbt", "build.postgres.after_dbt", "build.duckdb.after_dbt",
     "gate.before", "publish.postgres.fct_sessions", "publish.postgres.fct_daily_metrics",
     "publish.duckdb.fct_sessions", "publish.duckdb.fct_daily_metrics", "run.after_publish",
+    "reconcile.before", "reconcile.after_store", "reconcile.postgres.after_mark", "reconcile.duckdb.after_mark",
 ]
 RAW_COLUMNS = [Column("idempotency_key", "text"), Column("event_id", "text"), Column("user_id", "int"),
                Column("event_ts", "timestamp"), Column("event_type", "text"), Column("value", "decimal"),
                Column("app_version", "text"), Column("properties", "text")]
-NON_TERMINAL = ("received", "validated")
+# Where every batch must be after a successful run: reconciled when both engines are configured (published on
+# DuckDB alone, which has nothing to reconcile against), or failed with a reason.
 
 
 @dataclass
@@ -71,7 +73,9 @@ def open_engines(settings: Settings) -> list[Engine]:
 
 
 def snapshot(settings: Settings) -> dict:
-    """Per engine: fingerprints of raw rows and published marts, duplicate keys, stuck batches."""
+    """Per engine: fingerprints of raw rows and published marts, duplicate keys, batches not where a successful
+    run leaves them (stuck)."""
+    final = "reconciled" if settings.postgres_dsn else "published"
     snap = {}
     for engine in open_engines(settings):
         try:
@@ -84,8 +88,8 @@ def snapshot(settings: Settings) -> dict:
                 "marts": marts,
                 "duplicate_keys": engine.fetchone(
                     "select count(*) - count(distinct idempotency_key) from raw.app_events")[0],
-                "stuck": engine.fetchone("select count(*) from evident.batches where state in "
-                                         "('received', 'validated')")[0],
+                "stuck": engine.fetchone("select count(*) from evident.batches where state not in (%s, 'failed')",
+                                         [final])[0],
             }
         finally:
             engine.close()

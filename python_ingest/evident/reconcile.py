@@ -43,6 +43,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import faults
 from .batches import advance, batches_in, utcnow
 from .engines import Engine
 from .errors import ConfigError, DataRejected
@@ -722,6 +723,7 @@ def mark_reconciled(engines: Sequence[Engine], report: ReconcileReport) -> dict[
             if inside and not (set(dates) & bad_dates):
                 ok.append(batch_id)
         moved[engine.name] = advance(engine, ok, "published", "reconciled", report.run_id) if ok else 0
+        faults.point(f"reconcile.{engine.name}.after_mark")
     return moved
 
 
@@ -732,6 +734,7 @@ def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, d
     Without Postgres the report is `skipped` (stored in DuckDB) and nothing fails. A failed suite raises
     ReconciliationFailed (exit 1), whose message is the rendered report.
     """
+    faults.point("reconcile.before")
     duck, pg = _split_engines(ctx.engines)
     if pg is None or duck is None:
         report = skipped_report(ctx.run_id, "Postgres is not configured (EVIDENT_POSTGRES_DSN unset): there is no "
@@ -742,6 +745,7 @@ def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, d
         if validate:
             validate_report(report)
     with_retry(lambda: store_report(ctx.engines, report), what="storing the reconciliation report")
+    faults.point("reconcile.after_store")
     moved = mark_reconciled(ctx.engines, report) if report.success else {}
     ctx.detail["reconcile"] = {**report.summary(), "batches_reconciled": moved}
     if not report.success:
