@@ -75,8 +75,8 @@ def test_kill_at_a_random_moment_then_rerun_lands_exactly_once(seed, tmp_path, s
     assert_consistent(settings, reference_rows)
 
 
-def start_holding_the_lock(settings, seconds: float = 6) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "evident.cli", "land"],
+def start_holding_the_lock(settings, seconds: float = 6, command: str = "land") -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "evident.cli", command],
                             env=env_for(settings, EVIDENT_FAULT=f"land.duckdb.validated:sleep={seconds}"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = Path(f"{settings.duckdb_path}.lock")
@@ -106,6 +106,25 @@ def test_a_second_land_with_wait_runs_after_the_first(tmp_path, sample_dir, refe
     assert (first.returncode, second.returncode) == (0, 0), second.stderr
     assert "unchanged" in second.stdout
     assert_consistent(settings, reference_rows)
+
+
+def test_two_runs_at_once_one_exits_75_one_waits_and_the_result_equals_one_run(tmp_path, sample_dir):
+    from tests.chaos import snapshot
+
+    settings = fresh_settings(tmp_path / "concurrent", sample_dir, None)
+    first = start_holding_the_lock(settings, seconds=8, command="run")
+    refused = run_cli(settings, "run")
+    waited = run_cli(settings, "run", "--wait", timeout=900)
+    out, err = first.communicate(timeout=900)
+    assert refused.returncode == 75, refused.stderr
+    assert "holds the warehouse lock" in refused.stderr and "(run, pid " in refused.stderr
+    assert (first.returncode, waited.returncode) == (0, 0), err + waited.stderr
+    one = fresh_settings(tmp_path / "one", sample_dir, None)
+    assert run_cli(one, "run", timeout=900).returncode == 0
+    concurrent, single = snapshot(settings), snapshot(one)
+    assert concurrent == single  # raw and published fingerprints, duplicate keys, batches not where they belong
+    assert concurrent["duckdb"]["duplicate_keys"] == 0 and concurrent["duckdb"]["stuck"] == 0
+    assert all(concurrent["duckdb"]["marts"].values())
 
 
 @pytest.mark.postgres
