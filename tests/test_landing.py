@@ -103,6 +103,32 @@ def test_every_planted_defect_is_quarantined_with_its_reason_and_line(settings, 
         assert bad == [(0,)]
 
 
+def test_validating_in_worker_processes_lands_exactly_what_the_main_process_lands(settings, defect_sample,
+                                                                                 tmp_path, monkeypatch):
+    sample_dir, _ = defect_sample
+    manifest = ("select batch_id, source_file, state, land_seq, rows_in, rows_landed, rows_quarantined, "
+                "rows_duplicate, landed_checksum, event_dates from evident.batches order by batch_id")
+    inline = settings_for(tmp_path / "inline")
+    copy_tree(sample_dir, inline.landing_dir)
+    monkeypatch.setenv("EVIDENT_LAND_WORKERS", "0")
+    land_all(inline)
+    copy_tree(sample_dir, settings.landing_dir)
+    monkeypatch.setenv("EVIDENT_LAND_WORKERS", "2")
+    outcomes = land_all(settings)
+    assert {o.status for o in outcomes} == {"landed"}
+    for engine in settings.engines:
+        assert raw_rows(settings, engine) == raw_rows(inline, "duckdb")
+        assert quarantine_rows(settings, engine) == quarantine_rows(inline, "duckdb")
+        assert query(settings, engine, manifest) == query(inline, "duckdb", manifest)
+
+
+def test_a_bad_worker_count_is_a_configuration_error(settings, clean_sample):
+    copy_tree(clean_sample, settings.landing_dir)
+    result = run_cli(settings, "land", EVIDENT_LAND_WORKERS="two")
+    assert result.returncode == 2 and "EVIDENT_LAND_WORKERS must be a whole number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_quarantine_keeps_raw_text_escaped_bytes_and_message(settings):
     (settings.landing_dir / "a.jsonl").write_bytes(
         b'{"event_id":"\xff\xfe","user_id":1,"event_ts":"2026-01-01T00:00:00Z","event_type":"login"}\n'

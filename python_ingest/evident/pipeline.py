@@ -10,7 +10,7 @@ from .config import Settings
 from .contracts import Contract, load_contract
 from .engines import DuckDBEngine, Engine, PostgresEngine
 from .errors import DataRejected
-from .landing import LandOutcome, land_file
+from .landing import LandOutcome, land_files
 from .lock import RunLock
 from .records import source_files
 from .retry import with_retry
@@ -77,9 +77,8 @@ def open_run(settings: Settings, command: str, wait: bool = False) -> Iterator[R
 def land(ctx: RunContext, contract: Contract | None = None) -> list[LandOutcome]:
     """Land every file under the landing dir, in lexicographic path order, on every engine."""
     contract = contract or load_contract()
-    outcomes: list[LandOutcome] = []
-    for path in source_files(ctx.settings.landing_dir):
-        outcomes.extend(land_file(ctx.engines, ctx.settings.landing_dir, path, contract, ctx.run_id, ctx.code_revision))
+    outcomes = land_files(ctx.engines, ctx.settings.landing_dir, list(source_files(ctx.settings.landing_dir)),
+                          contract, ctx.run_id, ctx.code_revision)
     ctx.detail["land"] = summarize(outcomes)
     if any(o.status == "rejected" for o in outcomes):
         ctx.status = "failed"
