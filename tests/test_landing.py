@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -104,16 +105,15 @@ def test_every_planted_defect_is_quarantined_with_its_reason_and_line(settings, 
 
 
 def test_validating_in_worker_processes_lands_exactly_what_the_main_process_lands(settings, defect_sample,
-                                                                                 tmp_path, monkeypatch):
+                                                                                 tmp_path):
     sample_dir, _ = defect_sample
     manifest = ("select batch_id, source_file, state, land_seq, rows_in, rows_landed, rows_quarantined, "
                 "rows_duplicate, landed_checksum, event_dates from evident.batches order by batch_id")
-    inline = settings_for(tmp_path / "inline")
+    inline = replace(settings_for(tmp_path / "inline"), land_workers=0)
     copy_tree(sample_dir, inline.landing_dir)
-    monkeypatch.setenv("EVIDENT_LAND_WORKERS", "0")
     land_all(inline)
+    settings = replace(settings, land_workers=2)
     copy_tree(sample_dir, settings.landing_dir)
-    monkeypatch.setenv("EVIDENT_LAND_WORKERS", "2")
     outcomes = land_all(settings)
     assert {o.status for o in outcomes} == {"landed"}
     for engine in settings.engines:

@@ -29,6 +29,7 @@ class Settings:
     duckdb_path: Path
     landing_dir: Path
     postgres_dsn: str | None  # a secret: never log it, use redact() for messages
+    land_workers: int | None = None  # processes validating ahead while landing; None = decide by input size
 
     @property
     def engines(self) -> list[str]:
@@ -44,4 +45,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     landing = Path(merged.get("EVIDENT_LANDING_DIR") or DEFAULT_LANDING_DIR)
     if duckdb_path.exists() and duckdb_path.is_dir():
         raise ConfigError(f"EVIDENT_DUCKDB_PATH points at a directory: {duckdb_path}")
-    return Settings(duckdb_path=duckdb_path, landing_dir=landing, postgres_dsn=dsn)
+    workers = (merged.get("EVIDENT_LAND_WORKERS") or "").strip()
+    if workers and not workers.isdigit():
+        raise ConfigError(f"EVIDENT_LAND_WORKERS must be a whole number (0 = validate in the main process), "
+                          f"got {workers!r}")
+    return Settings(duckdb_path=duckdb_path, landing_dir=landing, postgres_dsn=dsn,
+                    land_workers=int(workers) if workers else None)

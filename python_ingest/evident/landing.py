@@ -25,7 +25,7 @@ from . import faults
 from .batches import BatchRef, current_state, receive, transition, utcnow
 from .contracts import Contract, current_contract_id
 from .engines import Engine
-from .errors import ConfigError, DataRejected, EvidentError
+from .errors import DataRejected, EvidentError
 from .keys import combine_checksums
 from .quarantine import Quarantined, raw_text
 from .records import read_records
@@ -267,12 +267,12 @@ def _plan(engines: list[Engine], landing_dir: Path, path: Path, contract: Contra
 def land_files(engines: list[Engine], landing_dir: Path, paths: list[Path], contract: Contract, run_id: str,
                code_revision: str, workers: int | None = None) -> list[LandOutcome]:
     """Land the files in order. Validation (the Python-bound part) of the next files runs in `workers` other
-    processes while this one lands; 0 = everything here (default: prepare_workers(paths)).
+    processes while this one lands; 0 = everything here, None = prepare_workers decides.
 
     Batches still land one at a time and in path order, so "first delivery wins" is unchanged; a worker only
     computes a PreparedBatch and touches no database, lock or file other than its input.
     """
-    workers = prepare_workers(paths) if workers is None else workers
+    workers = prepare_workers(paths, workers)
     outcomes: list[LandOutcome] = []
     with _preparer(workers) as submit:
         window: deque[_Planned] = deque()
@@ -290,14 +290,11 @@ def land_file(engines: list[Engine], landing_dir: Path, path: Path, contract: Co
     return land_files(engines, landing_dir, [path], contract, run_id, code_revision, workers=0)
 
 
-def prepare_workers(paths: list[Path]) -> int:
-    """Worker processes for validation: EVIDENT_LAND_WORKERS, else one per core when there is enough input to
-    pay for starting them (a process costs ~0.5 s to start), else none."""
-    configured = os.environ.get("EVIDENT_LAND_WORKERS", "").strip()
-    if configured:
-        if not configured.isdigit():
-            raise ConfigError(f"EVIDENT_LAND_WORKERS must be a whole number, got {configured!r}")
-        return int(configured)
+def prepare_workers(paths: list[Path], configured: int | None = None) -> int:
+    """Worker processes for validation: as configured (EVIDENT_LAND_WORKERS), else one per core when there is
+    enough input to pay for starting them (a process costs ~0.5 s to start), else none."""
+    if configured is not None:
+        return configured
     cores = os.cpu_count() or 1
     if cores < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_MIN_BYTES:
         return 0

@@ -78,7 +78,7 @@ def land(ctx: RunContext, contract: Contract | None = None) -> list[LandOutcome]
     """Land every file under the landing dir, in lexicographic path order, on every engine."""
     contract = contract or load_contract()
     outcomes = land_files(ctx.engines, ctx.settings.landing_dir, list(source_files(ctx.settings.landing_dir)),
-                          contract, ctx.run_id, ctx.code_revision)
+                          contract, ctx.run_id, ctx.code_revision, workers=ctx.settings.land_workers)
     ctx.detail["land"] = summarize(outcomes)
     if any(o.status == "rejected" for o in outcomes):
         ctx.status = "failed"
