@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,33 @@ def test_kill_at_a_random_moment_then_rerun_lands_exactly_once(seed, tmp_path, s
     proc.kill()
     proc.wait()
     rerun = run_cli(settings, "land")
+    assert rerun.returncode == 0, rerun.stderr
+    assert_consistent(settings, reference_rows)
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
+
+
+def test_a_kill_while_workers_validate_leaves_no_worker_behind_and_the_rerun_is_exact(tmp_path, sample_dir,
+                                                                                     reference_rows):
+    settings = fresh_settings(tmp_path, sample_dir, None)
+    marker = f"evident-test-{uuid.uuid4().hex}"
+    killed = run_cli(settings, "land", EVIDENT_FAULT="land.duckdb.mid_transaction:kill", EVIDENT_LAND_WORKERS="2",
+                     EVIDENT_TEST_MARKER=marker)
+    assert killed.returncode == -9, killed.stderr
+    deadline = time.monotonic() + 30
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with(marker) == []  # the validation workers noticed and exited
+    rerun = run_cli(settings, "land", EVIDENT_LAND_WORKERS="2")
     assert rerun.returncode == 0, rerun.stderr
     assert_consistent(settings, reference_rows)
 
