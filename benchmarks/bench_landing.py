@@ -7,6 +7,7 @@ a table with the same primary key. The loader's time includes reading, validatin
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,7 +17,7 @@ import psycopg
 
 from evident.contracts import load_contract
 from evident.engines import DuckDBEngine, PostgresEngine
-from evident.landing import land_file
+from evident.landing import land_files, prepare_workers
 from evident.records import source_files
 from evident.revision import code_revision
 from evident.runs import new_run_id
@@ -27,19 +28,19 @@ from .common import Timer, postgres_dsn, sample_dir, write_result
 RAW_DDL = next(s for s in DDL if "raw.app_events (" in s)
 
 
-def land_all(engine, landing: Path) -> float:
+def land_all(engine, landing: Path, workers: int | None) -> float:
+    """What `evident land` does: every file in order, validation in workers as configured (None = by size)."""
     contract, revision, run_id = load_contract(), code_revision(), new_run_id()
     with Timer() as t:
-        for path in source_files(landing):
-            land_file([engine], landing, path, contract, run_id, revision)
+        land_files([engine], landing, list(source_files(landing)), contract, run_id, revision, workers=workers)
     return t.seconds
 
 
-def bench_duckdb(landing: Path, work: Path) -> dict:
+def bench_duckdb(landing: Path, work: Path, workers: int | None) -> dict:
     engine = DuckDBEngine(work / "loader.duckdb")
     engine.ensure_schema()
-    first = land_all(engine, landing)
-    again = land_all(engine, landing)
+    first = land_all(engine, landing, workers)
+    again = land_all(engine, landing, workers)
     rows = engine.fetchone("select count(*) from raw.app_events")[0]
     parquet = work / "rows.parquet"
     engine.con.execute(f"copy (select * from {engine.sql('raw.app_events')}) to '{parquet}' (format parquet)")
@@ -54,14 +55,14 @@ def bench_duckdb(landing: Path, work: Path) -> dict:
             "reland_s": again, "reland_share_of_first": round(again / first, 4)}
 
 
-def bench_postgres(landing: Path, work: Path, dsn: str) -> dict:
+def bench_postgres(landing: Path, work: Path, dsn: str, workers: int | None) -> dict:
     with psycopg.connect(dsn, autocommit=True) as admin:
         for schema in ("raw", "evident", "bare"):
             admin.execute(f"drop schema if exists {schema} cascade")
     engine = PostgresEngine(dsn)
     engine.ensure_schema()
-    first = land_all(engine, landing)
-    again = land_all(engine, landing)
+    first = land_all(engine, landing, workers)
+    again = land_all(engine, landing, workers)
     rows = engine.fetchone("select count(*) from raw.app_events")[0]
     csv_path = work / "rows.csv"
     with open(csv_path, "wb") as out, engine.con.cursor().copy("copy raw.app_events to stdout (format csv)") as cp:
@@ -84,16 +85,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="validation worker processes (default: as `evident land` decides by input size)")
     args = parser.parse_args(argv)
     landing = sample_dir(args.events, args.days)
     work = Path(tempfile.mkdtemp(prefix="evident-bench-"))
+    files = source_files(landing)
     try:
-        result = {"events": args.events, "files": len(source_files(landing)),
+        result = {"events": args.events, "files": len(files), "cores": os.cpu_count(),
+                  "validation_workers": prepare_workers(files, args.workers),
                   "targets": {"loader_vs_bare_max_ratio": 1.5, "reland_max_share": 0.05},
-                  "duckdb": bench_duckdb(landing, work)}
+                  "duckdb": bench_duckdb(landing, work, args.workers)}
         if not args.no_postgres:
             with postgres_dsn() as dsn:
-                result["postgres"] = bench_postgres(landing, work, dsn)
+                result["postgres"] = bench_postgres(landing, work, dsn, args.workers)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_result("landing", result)
