@@ -16,10 +16,12 @@ from .dbt_runner import REPO_ROOT, DbtOutcome, default_target_dir, run_dbt_build
 from .engines import DuckDBEngine, Engine
 from .errors import ConfigError, DataRejected
 from .pipeline import RunContext
+from .retention import prune_oldest_dirs
 from .retry import with_retry
 
 log = logging.getLogger(__name__)
 ARTIFACTS = ("run_results.json", "manifest.json")
+KEEP_RUN_ARTIFACTS = 50  # run folders kept under target/runs (~1.4 MB each); evident.builds keeps every build
 
 
 class BuildFailed(DataRejected):
@@ -79,6 +81,7 @@ def _build_engine(ctx: RunContext, engine: Engine, full_refresh: bool) -> BuildR
         source = work / name
         if source.exists():
             shutil.copy2(source, artifacts / name)
+    prune_oldest_dirs(artifacts.parent.parent, KEEP_RUN_ARTIFACTS)
     faults.point(f"build.{engine.name}.after_dbt")
     moved = advance(engine, landed, "landed", "built", ctx.run_id) if outcome.success else 0
     with engine.transaction():

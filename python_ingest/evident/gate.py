@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,6 +52,7 @@ from psycopg.conninfo import conninfo_to_dict
 from .batches import utcnow
 from .engines import DuckDBEngine, Engine, PostgresEngine
 from .errors import ConfigError
+from .retention import prune_oldest_dirs
 from .retry import with_retry
 from .dbt_runner import temporary_environment as _environment
 from .secrets import redact, register_dsn
@@ -266,14 +266,9 @@ def prune_validation_results(project: Path, keep: int = KEEP_VALIDATION_RUNS) ->
 
     Returns how many run folders were removed. Only folders GX created under uncommitted/ are touched.
     """
-    removed = 0
     root = project / "gx" / "uncommitted" / "validations"
-    for suite in (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
-        runs = sorted((p for p in suite.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in runs[keep:]:
-            shutil.rmtree(old, ignore_errors=True)
-            removed += 1
-    return removed
+    suites = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    return sum(prune_oldest_dirs(suite, keep) for suite in suites)
 
 
 def _validate_engine(context: Any, engine: str, run_id: str) -> list[CheckResult]:
