@@ -37,8 +37,8 @@ from .validation import Rejection, Row, Validator
 
 log = logging.getLogger(__name__)
 THRESHOLD_REASON = "quarantine_threshold"
-PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
 CONTRACT_CHANGED_REASON = "contract_changed"
+PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
 
 
 class BatchRejected(DataRejected):
@@ -245,7 +245,7 @@ class _Planned:
     source_file: str
     outcomes: list[LandOutcome]  # engines with nothing to do, and why
     todo: list[Engine]
-    prepared: Future | _Inline | None = None
+    prepared: _Fallback | _Inline | None = None
 
 
 def _plan(engines: list[Engine], landing_dir: Path, path: Path, contract: Contract, code_revision: str,
