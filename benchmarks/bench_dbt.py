@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from evident.dbt_runner import run_dbt_build
-from evident.schema import DDL
+from evident.build.dbt import run_dbt_build
+from evident.land.raw_tables import RAW_DDL
 
 from .common import postgres_dsn, write_result
 
@@ -24,7 +24,7 @@ TYPES = "'login','view_page','add_to_cart','purchase','signup','logout'"
 
 def history_sql(engine: str, start: int, count: int, users: int, land_seq: int, late: bool) -> str:
     if engine == "duckdb":
-        day = f"(360 + (hash(i) % 6))" if late else "(hash(i) % 365)"
+        day = "(360 + (hash(i) % 6))" if late else "(hash(i) % 365)"
         return f"""insert into raw.app_events
             select sha256(cast(i as varchar)), 'ev' || i, ((i * 7919) % {users}) + 1,
                    timestamp '2024-01-01 18:00:00' + to_days(cast({day} as integer))
@@ -58,7 +58,7 @@ def bench_engine(engine: str, events: int, work: Path, dsn: str | None) -> dict:
                 con.execute(sql)
         for schema in ("raw", "evident", "analytics"):
             run(f"drop schema if exists {schema} cascade")
-    for statement in DDL[:3]:  # schemas raw, evident and raw.app_events
+    for statement in [*RAW_DDL[:2], "create schema if not exists evident"]:  # schemas raw, evident and raw.app_events
         run(statement)
     if engine == "postgres":
         run("create index on raw.app_events (land_seq)")

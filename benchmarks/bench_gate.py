@@ -13,10 +13,12 @@ from pathlib import Path
 
 import duckdb
 
-from evident.dbt_runner import run_dbt_build
+from evident.build.dbt import run_dbt_build
 from evident.engines import DuckDBEngine
-from evident.gate import run_gate
-from evident.schema import DDL
+from evident.gate.runner import run_gate
+from evident.project import find_project
+from evident.land.raw_tables import RAW_DDL
+from evident.pipeline.context import prepare_engine
 
 from .bench_dbt import history_sql
 from .common import write_result
@@ -30,15 +32,15 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         path = work / "warehouse.duckdb"
         with duckdb.connect(str(path)) as con:
-            for statement in DDL[:3]:
+            for statement in [*RAW_DDL[:2], "create schema if not exists evident"]:
                 con.execute(statement)
             con.execute(history_sql("duckdb", 0, args.events, max(args.events // 10, 1), 1, late=False))
         build = run_dbt_build("duckdb", duckdb_path=path, pg_dsn=None, full_refresh=True, target_dir=work / "target")
         engine = DuckDBEngine(path)
-        engine.ensure_schema()
+        prepare_engine(engine)
         engine.release()
         started = time.perf_counter()
-        report = run_gate([engine], "bench", [], store=False)
+        report = run_gate([engine], "bench", [], store=False, project_dir=find_project().expectations_dir)
         gate_s = time.perf_counter() - started
         engine.close()
         result = {"events": args.events, "dbt_build_s": round(build.elapsed, 2), "gate_s": round(gate_s, 2),

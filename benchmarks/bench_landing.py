@@ -15,22 +15,24 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from evident.contracts import load_contract
+from evident.land.contracts import load_contract
 from evident.engines import DuckDBEngine, PostgresEngine
-from evident.landing import land_files, prepare_workers
-from evident.records import source_files
+from evident.land.loader import land_files, prepare_workers
+from evident.land.records import source_files
+from evident.project import find_project
 from evident.revision import code_revision
-from evident.runs import new_run_id
-from evident.schema import DDL
+from evident.control.runs import new_run_id
+from evident.land.raw_tables import RAW_DDL
+from evident.pipeline.context import prepare_engine
 
 from .common import Timer, postgres_dsn, sample_dir, write_result
 
-RAW_DDL = next(s for s in DDL if "raw.app_events (" in s)
+RAW_TABLE_DDL = RAW_DDL[1]
 
 
 def land_all(engine, landing: Path, workers: int | None) -> float:
     """What `evident land` does: every file in order, validation in workers as configured (None = by size)."""
-    contract, revision, run_id = load_contract(), code_revision(), new_run_id()
+    contract, revision, run_id = load_contract(), code_revision(find_project().root), new_run_id()
     with Timer() as t:
         land_files([engine], landing, list(source_files(landing)), contract, run_id, revision, workers=workers)
     return t.seconds
@@ -38,7 +40,7 @@ def land_all(engine, landing: Path, workers: int | None) -> float:
 
 def bench_duckdb(landing: Path, work: Path, workers: int | None) -> dict:
     engine = DuckDBEngine(work / "loader.duckdb")
-    engine.ensure_schema()
+    prepare_engine(engine)
     first = land_all(engine, landing, workers)
     again = land_all(engine, landing, workers)
     rows = engine.fetchone("select count(*) from raw.app_events")[0]
@@ -47,7 +49,7 @@ def bench_duckdb(landing: Path, work: Path, workers: int | None) -> dict:
     engine.close()
     bare = duckdb.connect(str(work / "bare.duckdb"))
     bare.execute("create schema raw")
-    bare.execute(RAW_DDL)
+    bare.execute(RAW_TABLE_DDL)
     with Timer() as t:
         bare.execute(f"insert into raw.app_events select * from read_parquet('{parquet}')")
     bare.close()
@@ -60,7 +62,7 @@ def bench_postgres(landing: Path, work: Path, dsn: str, workers: int | None) -> 
         for schema in ("raw", "evident", "bare"):
             admin.execute(f"drop schema if exists {schema} cascade")
     engine = PostgresEngine(dsn)
-    engine.ensure_schema()
+    prepare_engine(engine)
     first = land_all(engine, landing, workers)
     again = land_all(engine, landing, workers)
     rows = engine.fetchone("select count(*) from raw.app_events")[0]
@@ -71,7 +73,7 @@ def bench_postgres(landing: Path, work: Path, dsn: str, workers: int | None) -> 
     engine.close()
     with psycopg.connect(dsn, autocommit=True) as con:
         con.execute("create schema bare")
-        con.execute(RAW_DDL.replace("raw.app_events", "bare.app_events"))
+        con.execute(RAW_TABLE_DDL.replace("raw.app_events", "bare.app_events"))
         with Timer() as t:
             with con.cursor().copy("copy bare.app_events from stdin (format csv)") as cp, open(csv_path, "rb") as f:
                 while chunk := f.read(1 << 20):

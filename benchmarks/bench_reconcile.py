@@ -28,7 +28,8 @@ import psycopg
 
 from evident import reconcile as rc
 from evident.engines import DuckDBEngine, PostgresEngine
-from evident.publish import MARTS, published_ddl
+from evident.publish.marts import MARTS, published_ddl
+from evident.pipeline.context import prepare_engine
 
 from .common import postgres_dsn, write_result
 
@@ -87,7 +88,7 @@ def _raw_sql(engine: str, events: int, days: int, users: int) -> str:
 
 def build(engine, events: int, days: int, users: int, with_raw: bool) -> float:
     started = time.perf_counter()
-    engine.ensure_schema()
+    prepare_engine(engine)
     engine.execute("create schema if not exists published")
     for mart in MARTS:
         engine.execute(f"drop table if exists published.{mart.name}")

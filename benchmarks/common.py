@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from evident.project import find_project
 from evident.revision import code_revision
 
 ROOT = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ class Timer:
 
 def write_result(name: str, result: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "code_revision": code_revision(), "machine": platform.machine(),
+    result = {"benchmark": name, "code_revision": code_revision(find_project().root), "machine": platform.machine(),
               "cpus": os.cpu_count(), "python": platform.python_version(), **result}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

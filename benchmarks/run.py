@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import os
 
-from . import bench_dbt, bench_gate, bench_landing, bench_reconcile
+from evident import bench_dbt
+
+from evident import bench_gate
+
+from evident import bench_landing
+
+from evident import bench_reconcile
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from evident.config import Settings
 from evident.engines import DuckDBEngine, Engine, PostgresEngine
 from evident.fingerprint import Column
 from evident.fingerprint import fingerprint as table_fingerprint
-from evident.publish import MARTS
+from evident.publish.marts import MARTS
 from evident.sample import generate_sample
 from tests.helpers import env_for, settings_for
 

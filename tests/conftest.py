@@ -115,7 +115,7 @@ class TmpWarehouse:
     """A temporary root with the pipeline's paths; usable like a path (``tmp_warehouse / "x"``)."""
 
     root: Path
-    duckdb_path: Path  # root/warehouse/evident.duckdb (its directory is NOT created)
+    duckdb_path: Path  # root/warehouse/warehouse.duckdb (its directory is NOT created)
     landing_dir: Path  # root/landing (created)
 
     def __truediv__(self, other) -> Path:
@@ -128,7 +128,7 @@ class TmpWarehouse:
 @pytest.fixture
 def tmp_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TmpWarehouse:
     """Temp dir with EVIDENT_DUCKDB_PATH and EVIDENT_LANDING_DIR pointing inside it."""
-    duckdb_path = tmp_path / "warehouse" / "evident.duckdb"
+    duckdb_path = tmp_path / "warehouse" / "warehouse.duckdb"
     landing_dir = tmp_path / "landing"
     landing_dir.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("EVIDENT_DUCKDB_PATH", str(duckdb_path))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from evident.schema import DDL as _EVIDENT_DDL
+from evident.land.raw_tables import RAW_DDL as _RAW_TABLES_DDL
 
 # raw schema and raw.app_events exactly as the loader creates them
-RAW_DDL = [s for s in _EVIDENT_DDL if s == "create schema if not exists raw" or "raw.app_events (" in s]
+RAW_DDL = [s for s in _RAW_TABLES_DDL if "quarantine" not in s]
 
 RAW_COLUMNS = (
     "idempotency_key", "event_id", "user_id", "event_ts", "event_type", "value", "app_version", "properties",
@@ -91,7 +91,7 @@ def dbt_target_dir(target: str) -> str:
 
 def dbt_build(target: str, *, duckdb_path, pg_dsn: str | None = None, **options):
     """evident.dbt_runner.run_dbt_build with this process's private target dir."""
-    from evident.dbt_runner import run_dbt_build
+    from evident.build.dbt import run_dbt_build
 
     return run_dbt_build(
         target, duckdb_path=duckdb_path, pg_dsn=pg_dsn, target_dir=dbt_target_dir(target), **options

@@ -10,6 +10,7 @@ import duckdb
 import psycopg
 
 from evident.config import Settings
+from evident.project import find_project
 
 REPO = Path(__file__).resolve().parents[1]
 # Columns that do not depend on how the rows were batched (batch ids, land_seq and times do).
@@ -18,13 +19,14 @@ RAW_DATA_COLUMNS = ("idempotency_key", "event_id", "user_id", "event_ts", "event
 
 
 def settings_for(root: Path, pg_dsn: str | None = None) -> Settings:
-    return Settings(duckdb_path=root / "warehouse" / "evident.duckdb", landing_dir=root / "landing",
-                    postgres_dsn=pg_dsn)
+    return Settings(project=find_project(), duckdb_path=root / "warehouse" / "warehouse.duckdb",
+                    landing_dir=root / "landing", postgres_dsn=pg_dsn)
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENT_")}
-    env.update(EVIDENT_DUCKDB_PATH=str(settings.duckdb_path), EVIDENT_LANDING_DIR=str(settings.landing_dir))
+    env.update(EVIDENT_PROJECT_DIR=str(settings.project.root), EVIDENT_DUCKDB_PATH=str(settings.duckdb_path),
+               EVIDENT_LANDING_DIR=str(settings.landing_dir))
     if settings.postgres_dsn:
         env["EVIDENT_POSTGRES_DSN"] = settings.postgres_dsn
     env.update(extra)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from . import logs
-from .config import load_settings
-from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, ConfigError, EvidentError
-from .secrets import redact
+from evident import logs
+from evident.config import load_settings
+from evident.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, ConfigError, EvidentError
+from evident.secrets import redact
 
 log = logging.getLogger("evident")
 
@@ -40,7 +40,7 @@ def cli(log_format: str, log_level: str) -> None:
               help="Share of records replaced by planted defects (every reason code).")
 def sample(out_dir: Path, events: int, days: int, seed: int, defect_rate: float) -> None:
     """Write a deterministic JSONL sample of app events (same seed → byte-identical files)."""
-    from .sample import generate_sample
+    from evident.sample import generate_sample
 
     try:
         result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
@@ -59,7 +59,8 @@ def _wait_option(f):
 @_wait_option
 def land(wait: bool) -> None:
     """Land every new file under the landing dir into raw.app_events (every configured engine)."""
-    from .pipeline import land as land_step, open_run
+    from evident.land.step import land as land_step
+    from evident.pipeline.context import open_run
 
     settings = load_settings()
     with open_run(settings, "land", wait) as ctx:
@@ -71,7 +72,7 @@ def land(wait: bool) -> None:
 
 
 def _print_land(outcomes) -> None:
-    from .pipeline import summarize
+    from evident.land.step import summarize
 
     if not outcomes:
         _echo("no source files under the landing dir")
@@ -90,8 +91,8 @@ def _print_land(outcomes) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Batches by state, last successful land, rows landed and quarantined, per engine."""
-    from .pipeline import connect_engines
-    from .status import engine_status, render
+    from evident.pipeline.context import connect_engines
+    from evident.status import engine_status, render
 
     settings = load_settings()
     engines = connect_engines(settings, "evident status")
@@ -110,8 +111,8 @@ def status(as_json: bool) -> None:
 @_wait_option
 def build(full_refresh: bool, target: str, wait: bool) -> None:
     """dbt build (incremental unless --full-refresh) on each configured engine; landed batches become built."""
-    from .build import build as build_step
-    from .pipeline import open_run
+    from evident.build.step import build as build_step
+    from evident.pipeline.context import open_run
 
     settings = load_settings()
     with open_run(settings, "build", wait) as ctx:
@@ -123,7 +124,8 @@ def build(full_refresh: bool, target: str, wait: bool) -> None:
 @_wait_option
 def gate(wait: bool) -> None:
     """Validate the audit area (analytics.*, raw) with the Great Expectations suites on every engine."""
-    from .pipeline import gate as gate_step, open_run
+    from evident.gate.step import gate as gate_step
+    from evident.pipeline.context import open_run
 
     with open_run(load_settings(), "gate", wait) as ctx:
         report = gate_step(ctx)
@@ -134,8 +136,9 @@ def gate(wait: bool) -> None:
 @_wait_option
 def publish(wait: bool) -> None:
     """Make published.* equal the audited marts, atomically; refused unless the gate passed on this build."""
-    from .pipeline import open_run, passing_gates
-    from .publish import publish as publish_step
+    from evident.gate.step import passing_gates
+    from evident.pipeline.context import open_run
+    from evident.publish.step import publish as publish_step
 
     with open_run(load_settings(), "publish", wait) as ctx:
         for p in publish_step(ctx, passing_gates(ctx)):
@@ -150,8 +153,8 @@ def publish(wait: bool) -> None:
 @_wait_option
 def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, wait: bool) -> None:
     """Compare raw and published marts between DuckDB and Postgres; report differing keys per partition."""
-    from .pipeline import open_run
-    from .reconcile import run_reconcile
+    from evident.pipeline.context import open_run
+    from evident.reconcile.step import run_reconcile
 
     with open_run(load_settings(), "reconcile", wait) as ctx:
         _echo(run_reconcile(ctx, tables=tables or None, date_from=date_from, date_to=date_to).render())
@@ -162,7 +165,7 @@ def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | Non
 @_wait_option
 def run(full_refresh: bool, wait: bool) -> None:
     """Land everything new, build, gate, publish (and reconcile when Postgres is configured)."""
-    from .runner import run_pipeline
+    from evident.pipeline.run import run_pipeline
 
     code = run_pipeline(load_settings(), full_refresh=full_refresh, wait=wait, echo=_echo)
     if code:
@@ -171,32 +174,33 @@ def run(full_refresh: bool, wait: bool) -> None:
 
 @cli.command()
 def docs() -> None:
-    """Build dbt docs (target/docs) and the Great Expectations Data Docs site (expectations/gx/uncommitted)."""
-    from .dbt_runner import run_dbt_docs
-    from .gate import build_data_docs
+    """Build dbt docs and the Data Docs of the gate, both readable from disk."""
+    from evident.docs import build_docs
 
-    settings = load_settings()
-    dbt_docs = run_dbt_docs(duckdb_path=settings.duckdb_path)
+    dbt_docs, data_docs = build_docs(load_settings())
     _echo(f"dbt docs: {dbt_docs}")
-    _echo(f"Data Docs: {build_data_docs()}")
+    _echo(f"Data Docs: {data_docs}")
 
 
 @cli.command("setup-roles")
 @click.option("--role", default="evident_reader", show_default=True, help="Name of the read-only role.")
 def setup_roles(role: str) -> None:
     """Create a Postgres role that can read published.* and nothing else (grant it to your BI users)."""
-    from .engines import PostgresEngine
-    from .roles import setup_reader_role
+    from evident.pipeline.context import connect_engines
+    from evident.roles import setup_reader_role
 
     settings = load_settings()
     if not settings.postgres_dsn:
         raise ConfigError("setup-roles needs EVIDENT_POSTGRES_DSN (DuckDB has no roles: its file permissions "
                           "are the access control)")
-    engine = PostgresEngine(settings.postgres_dsn, "evident setup-roles")
+    engines = connect_engines(settings, "evident setup-roles")
     try:
-        setup_reader_role(engine, role)
+        for engine in engines:
+            if engine.SUPPORTS_ROLES:
+                setup_reader_role(engine, role)
     finally:
-        engine.close()
+        for engine in engines:
+            engine.close()
     _echo(f"role {role}: usage on schema published, select on its tables (now and future); nothing else. "
           f"Grant it with: grant {role} to <login role>;")
 

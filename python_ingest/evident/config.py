@@ -1,31 +1,34 @@
-"""Configuration from the environment (a `.env` file in the working directory may set it)."""
+"""Configuration: the project (evident.project) and the environment (its `.env` file may set it too).
+
+A `.env` file in the project folder is read with python-dotenv's quoting and comment rules; the process
+environment wins over it. Relative paths are relative to the project folder.
+"""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from evident.errors import ConfigError
+from evident.project import Project, find_project
 
-DEFAULT_DUCKDB_PATH = "warehouse/evident.duckdb"
+DEFAULT_DUCKDB_PATH = "warehouse/warehouse.duckdb"
 DEFAULT_LANDING_DIR = "data/landing"
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
+def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
-    return values
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 @dataclass(frozen=True)
 class Settings:
+    project: Project
     duckdb_path: Path
     landing_dir: Path
     postgres_dsn: str | None  # a secret: never log it, use redact() for messages
@@ -36,18 +39,35 @@ class Settings:
         return ["duckdb", "postgres"] if self.postgres_dsn else ["duckdb"]
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
+def load_settings(env: dict[str, str] | None = None, project: Project | None = None) -> Settings:
     """Environment wins over `.env`; unset Postgres DSN means DuckDB only."""
-    merged = _read_dotenv(Path(".env"))
-    merged.update(os.environ if env is None else env)
+    environ = dict(os.environ) if env is None else env
+    project = project or find_project(environ)
+    merged = read_dotenv(project.root / ".env")
+    merged.update(environ)
     dsn = (merged.get("EVIDENT_POSTGRES_DSN") or "").strip() or None
-    duckdb_path = Path(merged.get("EVIDENT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
-    landing = Path(merged.get("EVIDENT_LANDING_DIR") or DEFAULT_LANDING_DIR)
-    if duckdb_path.exists() and duckdb_path.is_dir():
+    duckdb_path = project.resolve(merged.get("EVIDENT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
+    landing = project.resolve(merged.get("EVIDENT_LANDING_DIR") or DEFAULT_LANDING_DIR)
+    if duckdb_path.is_dir():
         raise ConfigError(f"EVIDENT_DUCKDB_PATH points at a directory: {duckdb_path}")
     workers = (merged.get("EVIDENT_LAND_WORKERS") or "").strip()
     if workers and not workers.isdigit():
         raise ConfigError(f"EVIDENT_LAND_WORKERS must be a whole number (0 = validate in the main process), "
                           f"got {workers!r}")
-    return Settings(duckdb_path=duckdb_path, landing_dir=landing, postgres_dsn=dsn,
+    return Settings(project=project, duckdb_path=duckdb_path, landing_dir=landing, postgres_dsn=dsn,
                     land_workers=int(workers) if workers else None)
+
+
+@contextmanager
+def temporary_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block (dbt and GX read their settings from there)."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        os.environ.update(values)
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

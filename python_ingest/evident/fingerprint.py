@@ -6,7 +6,7 @@ both engines for identical UTF-8 text) gives a 48-bit integer; the fingerprint i
 
 Timestamps and dates are written by the engines' own cast to varchar: `YYYY-MM-DD HH:MM:SS[.ffffff]` with
 trailing zeros of the fraction dropped, identical on DuckDB and on Postgres under DateStyle ISO (the default,
-and what psycopg's date loaders need anyway; `postgres_session_setup()` pins it). It is several times cheaper
+and what psycopg's date loaders need anyway; `Engine.session_setup()` pins it). It is several times cheaper
 on Postgres than `to_char` (measured ~2.5×).
 
 `grouped_fingerprints` is the per-partition form used by reconciliation (evident.reconcile): one scan per
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engines import Engine
+from evident.engines import Engine
 
 SEP = "chr(31)"
 NULL_MARK = "chr(1)"
@@ -28,48 +28,28 @@ class Column:
     kind: str  # text | int | timestamp | date | decimal | bool
 
 
-def _text(engine: str, col: Column) -> str:
+def column_text_sql(col: Column) -> str:
+    """One column's canonical text (NULL as U+0001), as the engine computes it."""
     ident = '"' + col.name.replace('"', '""') + '"'
-    if col.kind == "text":
-        expr = ident
-    else:  # int, decimal (fixed scale prints its zeros on both engines), bool (true/false on both),
-        # timestamp / date (ISO on both; see the module docstring)
-        expr = f"cast({ident} as varchar)"
+    # int, decimal (fixed scale prints its zeros on both engines), bool (true/false on both),
+    # timestamp / date (ISO on both; see the module docstring)
+    expr = ident if col.kind == "text" else f"cast({ident} as varchar)"
     return f"coalesce({expr}, {NULL_MARK})"
 
 
-def column_text_sql(engine: str, col: Column) -> str:
-    """One column's canonical text (NULL as U+0001), as the engine computes it."""
-    return _text(engine, col)
+def row_text_sql(columns: list[Column]) -> str:
+    return f" || {SEP} || ".join(column_text_sql(c) for c in columns)
 
 
-def row_text_sql(engine: str, columns: list[Column]) -> str:
-    return f" || {SEP} || ".join(_text(engine, c) for c in columns)
-
-
-def hash48_sql(engine: str, text_sql: str) -> str:
-    """md5 of a text expression as a 48-bit integer (sums of them cannot overflow either engine)."""
-    digest = f"md5({text_sql})"
-    if engine == "postgres":
-        return f"('x' || substr({digest}, 1, 12))::bit(48)::bigint"
-    return f"cast(('0x' || substr({digest}, 1, 12)) as bigint)"
-
-
-def row_hash_sql(engine: str, columns: list[Column]) -> str:
+def row_hash_sql(engine: Engine, columns: list[Column]) -> str:
     """The row's md5 as a 48-bit integer (sums of them cannot overflow either engine)."""
-    return hash48_sql(engine, row_text_sql(engine, columns))
-
-
-def postgres_session_setup(engine: Engine) -> None:
-    """Pin what the canonical text depends on in a Postgres session (DateStyle ISO; a no-op on DuckDB)."""
-    if engine.name == "postgres":
-        engine.execute("set datestyle to 'ISO, YMD'")
+    return engine.hash48_sql(row_text_sql(columns))
 
 
 def fingerprint(engine: Engine, table: str, columns: list[Column], where: str = "", params=()) -> tuple[int, int]:
     """(row count, sum of row hashes) of `table`, computed in the engine."""
-    postgres_session_setup(engine)
-    sql = f"select count(*), coalesce(sum({row_hash_sql(engine.name, columns)}), 0) from {table}"
+    engine.session_setup()
+    sql = f"select count(*), coalesce(sum({row_hash_sql(engine, columns)}), 0) from {table}"
     count, total = engine.fetchone(sql + (f" where {where}" if where else ""), params)
     return int(count), int(total)
 
@@ -84,9 +64,9 @@ class GroupFingerprint:
 def grouped_fingerprints(engine: Engine, table: str, columns: list[Column], group_sql: str,
                          measures: tuple[str, ...] = (), where: str = "", params=()) -> dict:
     """{group value: GroupFingerprint} of `table` grouped by `group_sql`, computed in the engine in one scan."""
-    postgres_session_setup(engine)
+    engine.session_setup()
     sums = "".join(f", sum({m})" for m in measures)
-    sql = (f"select {group_sql} as g, count(*), coalesce(sum({row_hash_sql(engine.name, columns)}), 0){sums} "
+    sql = (f"select {group_sql} as g, count(*), coalesce(sum({row_hash_sql(engine, columns)}), 0){sums} "
            f"from {table}{f' where {where}' if where else ''} group by 1")
     return {row[0]: GroupFingerprint(int(row[1]), int(row[2]), tuple(row[3:]))
             for row in engine.fetchall(sql, params)}

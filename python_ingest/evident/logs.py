@@ -6,7 +6,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from .secrets import RedactingFilter
+from evident.secrets import RedactingFilter
 
 
 class JsonFormatter(logging.Formatter):

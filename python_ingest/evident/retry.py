@@ -1,4 +1,10 @@
-"""Retry transient faults with capped exponential backoff and full jitter; fail everything else at once."""
+"""Retry transient faults with capped exponential backoff and full jitter; fail everything else at once.
+
+What a fault means is decided where it arises: each engine classifies its driver's errors
+(evident.engines: transient, terminal, configuration). Only transient ones are retried. An exception no
+engine recognises is not a database fault at all but a bug, and propagates unchanged so that the CLI reports
+it as one (exit 70) — never as "the data failed".
+"""
 from __future__ import annotations
 
 import logging
@@ -6,32 +12,18 @@ import random
 import time
 from typing import Callable, TypeVar
 
-import duckdb
-import psycopg
-
-from .errors import EvidentError, PermanentDatabaseError, TemporaryFailure
-from .secrets import redact
+from evident.engines import classify
+from evident.errors import ConfigError, EvidentError, PermanentDatabaseError, TemporaryFailure
+from evident.secrets import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# SQLSTATEs worth another try: serialization failure, deadlock, admin/crash shutdown, cannot connect now,
-# statement timeout / cancel, lock not available, too many connections, connection exceptions.
-TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "57014", "55P03", "53300",
-                       "08000", "08001", "08003", "08004", "08006"}
-
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, psycopg.Error):
-        state = getattr(exc, "sqlstate", None)
-        if state:
-            return state in TRANSIENT_SQLSTATES
-        # No SQLSTATE: the connection itself failed (refused, reset, server gone).
-        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
-    if isinstance(exc, duckdb.Error):
-        text = str(exc)
-        # Another process holds the file lock, or a write-write conflict between transactions.
-        return "Could not set lock" in text or isinstance(exc, duckdb.TransactionException)
+    kind = classify(exc)
+    if kind is not None:
+        return kind == "transient"
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 
@@ -50,21 +42,31 @@ def with_retry(action: Callable[[], T], *, what: str, attempts: int = ATTEMPTS, 
             return action()
         except EvidentError:
             raise
-        except Exception as exc:  # classified below: transient → retry, anything else → fail at once
+        except Exception as exc:
             if not is_transient(exc):
-                raise PermanentDatabaseError(f"{what} failed: {redact(_describe(exc))}") from exc
+                raise_classified(exc, what)
             if attempt == attempts:
                 raise TemporaryFailure(
-                    f"{what} failed after {attempts} attempts; last error: {redact(_describe(exc))}"
+                    f"{what} failed after {attempts} attempts; last error: {redact(describe(exc))}"
                 ) from exc
             delay = min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             log.warning("%s: transient fault (%s), retry %d/%d in %.2fs",
-                        what, redact(_describe(exc)), attempt, attempts - 1, delay)
+                        what, redact(describe(exc)), attempt, attempts - 1, delay)
             sleep(delay)
     raise AssertionError("unreachable")
 
 
-def _describe(exc: BaseException) -> str:
+def raise_classified(exc: Exception, what: str) -> None:
+    """Re-raise a non-transient exception as what it is: a configuration or database error, else unchanged."""
+    kind = classify(exc)
+    if kind == "configuration":
+        raise ConfigError(f"{what} failed: {redact(describe(exc))}") from exc
+    if kind == "terminal":
+        raise PermanentDatabaseError(f"{what} failed: {redact(describe(exc))}") from exc
+    raise exc  # not a database fault: a bug, reported as such by the CLI
+
+
+def describe(exc: BaseException) -> str:
     state = getattr(exc, "sqlstate", None)
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {text}"

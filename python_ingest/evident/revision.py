@@ -1,4 +1,4 @@
-"""The code revision recorded with every batch and run (replay metadata)."""
+"""The code revision recorded with every batch and run (replay metadata): the project's git commit."""
 from __future__ import annotations
 
 import functools
@@ -6,20 +6,19 @@ import os
 import subprocess
 from pathlib import Path
 
-from . import __version__
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from evident import __version__
 
 
-@functools.lru_cache(maxsize=1)
-def code_revision() -> str:
-    """git commit (with -dirty when the tree has changes), else EVIDENT_CODE_REVISION, else the version."""
+@functools.lru_cache(maxsize=8)
+def code_revision(project_root: Path) -> str:
+    """git commit of the project (with -dirty when the tree has changes), else EVIDENT_CODE_REVISION, else
+    the package version."""
     if os.environ.get("EVIDENT_CODE_REVISION"):
         return os.environ["EVIDENT_CODE_REVISION"]
     try:
-        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(project_root), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(project_root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return f"{head}{'-dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import re
 
-from .engines import PostgresEngine
-from .errors import ConfigError
+from evident.engines import Engine
+from evident.errors import ConfigError
+from evident.pipeline.context import prepare_engine
 
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def setup_reader_role(engine: PostgresEngine, role: str = "evident_reader") -> list[str]:
+def setup_reader_role(engine: Engine, role: str = "evident_reader") -> list[str]:
     """Create (or repair) a NOLOGIN group role with read access to published.* only; grant it to login roles.
 
     Returns the statements run. The role name is validated (it is an identifier, not a parameter).
@@ -25,7 +26,7 @@ def setup_reader_role(engine: PostgresEngine, role: str = "evident_reader") -> l
         f"grant select on all tables in schema published to {role}",
         f"alter default privileges in schema published grant select on tables to {role}",
     ]
-    engine.ensure_schema()
+    prepare_engine(engine)
     with engine.transaction():
         for statement in statements:
             engine.execute(statement)

@@ -1,7 +1,7 @@
 """`evident status`: batches by state, the last successful land, rows landed and quarantined — per engine."""
 from __future__ import annotations
 
-from .engines import Engine
+from evident.engines import Engine
 
 
 def engine_status(engine: Engine) -> dict:

@@ -1,0 +1,97 @@
+"""The control plane's tables (`evident.*`): every one of them is created here, in the SQL both engines accept.
+
+See docs/data-model.md for their columns. The raw tables belong to landing (evident.land.raw_tables).
+"""
+from __future__ import annotations
+
+from ..engines import Engine
+
+DDL = [
+    "create schema if not exists evident",
+    """create table if not exists evident.batches (
+        batch_id varchar primary key,
+        source_file varchar not null,
+        source_sha256 varchar(64) not null,
+        source_bytes bigint not null,
+        contract_id varchar not null,
+        code_revision varchar not null,
+        state varchar not null,
+        land_seq bigint,
+        rows_in bigint,
+        rows_landed bigint,
+        rows_quarantined bigint,
+        rows_duplicate bigint,
+        landed_checksum varchar(64),
+        min_event_ts timestamp,
+        max_event_ts timestamp,
+        event_dates varchar,
+        run_id varchar not null,
+        failure_reason varchar,
+        created_at timestamp not null,
+        updated_at timestamp not null
+    )""",
+    """create table if not exists evident.batch_transitions (
+        batch_id varchar not null,
+        from_state varchar,
+        to_state varchar not null,
+        transitioned_at timestamp not null,
+        run_id varchar not null,
+        reason varchar
+    )""",
+    """create table if not exists evident.checkpoints (
+        source_file varchar primary key,
+        source_sha256 varchar(64) not null,
+        batch_id varchar not null,
+        land_seq bigint not null,
+        landed_at timestamp not null
+    )""",
+    """create table if not exists evident.runs (
+        run_id varchar primary key,
+        command varchar not null,
+        code_revision varchar not null,
+        started_at timestamp not null,
+        finished_at timestamp,
+        status varchar not null,
+        detail varchar
+    )""",
+    """create table if not exists evident.builds (
+        run_id varchar not null,
+        engine varchar not null,
+        full_refresh boolean not null,
+        success boolean not null,
+        elapsed_s double precision,
+        batch_ids varchar,
+        failures varchar,
+        artifacts_dir varchar,
+        built_at timestamp not null
+    )""",
+    """create table if not exists evident.gate_results (
+    run_id varchar not null,
+    engine varchar not null,
+    suite varchar not null,
+    expectation_type varchar not null,
+    column_name varchar,
+    success boolean not null,
+    observed_value varchar,
+    expected varchar,
+    failing_sample varchar,
+    batch_ids varchar,
+    validated_at timestamp not null
+)""",
+    """create table if not exists evident.publications (
+    run_id varchar not null, engine varchar not null, table_name varchar not null, row_count bigint not null,
+    rows_inserted bigint not null, rows_deleted bigint not null, fingerprint varchar not null,
+    gate_run_id varchar, published_at timestamp not null)""",
+    """create table if not exists evident.reconciliations (
+    run_id varchar not null, table_name varchar not null, partition varchar not null,
+    duckdb_rows bigint not null, postgres_rows bigint not null, status varchar not null,
+    differing_keys varchar, threshold decimal(38,6) not null, max_measure_delta decimal(38,6) not null,
+    within_threshold boolean not null, checked_at timestamp not null)""",
+]
+
+
+def ensure_control_plane(engine: Engine) -> None:
+    """Create the `evident` schema and its tables where missing (idempotent; one transaction)."""
+    with engine.transaction():
+        for statement in DDL:
+            engine.execute(statement)

@@ -1,0 +1,97 @@
+"""The adapter interface every engine implements; engine differences live in this package and nowhere else.
+
+SQL elsewhere is written once with `%s` placeholders in the dialect both engines share. Where the dialects
+differ (hashing, catalog lookups, session settings, error classes, how GX or dbt connect), the caller asks the
+adapter for the piece, as SQLMesh's diff code asks its engine adapter.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Literal, Sequence
+
+ErrorKind = Literal["transient", "terminal", "configuration"]
+STAGE_KEYS_COLUMNS = ("idempotency_key", "payload_sha256", "source_line")
+
+
+class Engine:
+    """A connection to one warehouse engine. `name` ('duckdb' or 'postgres') names it in tables and messages."""
+
+    name: str
+    # Capabilities (SQLMesh-style class attributes): what callers may rely on without asking which engine.
+    AUTHORITATIVE = False  # the store of record (Postgres); the other engine is the fast path it is checked against
+    SUPPORTS_ROLES = False  # GRANT/ROLE (DuckDB's access control is its file's permissions)
+    WANTS_SECONDARY_INDEXES = False  # indexes for the incremental reads pay for themselves
+
+    # ---- running SQL
+    def execute(self, sql: str, params: Sequence = ()) -> None:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        """One statement, many parameter rows (small control-plane writes; bulk data goes via bulk_insert)."""
+        raise NotImplementedError
+
+    def fetchall(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def fetchone(self, sql: str, params: Sequence = ()) -> tuple | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def fetch_with_names(self, sql: str, params: Sequence = ()) -> tuple[list[str], list[tuple]]:
+        """Column names and rows of a query."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Engine"]:
+        raise NotImplementedError
+        yield self  # pragma: no cover
+
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        """Set-based load of many rows (never one INSERT per row)."""
+        raise NotImplementedError
+
+    def stage_keys(self, rows: list[tuple]) -> str:
+        """Load (idempotency_key, payload_sha256, source_line) rows into a transaction-local stage; return its name."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Let an in-process tool (dbt, GX) open the database its own way; the next use reconnects."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ---- dialect pieces
+    def session_setup(self) -> None:
+        """Pin session settings the canonical row text depends on (see evident.fingerprint)."""
+
+    def hash48_sql(self, text_sql: str) -> str:
+        """md5 of a text expression as a 48-bit integer (sums of them cannot overflow either engine)."""
+        raise NotImplementedError
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        row = self.fetchone("select count(*) from information_schema.tables where table_schema = %s "
+                            f"and table_name = %s{self._catalog_filter()}", [schema, table])
+        return bool(row and row[0])
+
+    def _catalog_filter(self) -> str:
+        return ""
+
+    @contextlib.contextmanager
+    def scan_settings(self) -> Iterator[None]:
+        """Settings for large aggregate scans (reconciliation), scoped to one transaction where supported."""
+        yield
+
+    # ---- how other tools reach this engine
+    def gx_environment(self) -> dict[str, str]:
+        """Variables the GX file project's datasource of this engine reads its connection from."""
+        raise NotImplementedError
+
+    def dbt_environment(self) -> dict[str, str]:
+        """Variables profiles/profiles.yml reads this engine's connection from."""
+        raise NotImplementedError
+
+    # ---- errors
+    @classmethod
+    def classify(cls, exc: BaseException) -> ErrorKind | None:
+        """What a driver error of this engine means; None when `exc` is not this engine's driver error."""
+        return None

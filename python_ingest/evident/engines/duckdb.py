@@ -1,0 +1,135 @@
+"""DuckDB: the embedded fast path, one file per warehouse."""
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import ConfigError
+from .base import STAGE_KEYS_COLUMNS, Engine, ErrorKind
+
+# Arrow types for the bulk path into DuckDB (explicit so all-null columns keep their type).
+_ARROW_TYPES = {
+    "idempotency_key": pa.string(), "event_id": pa.string(), "user_id": pa.int64(),
+    "event_ts": pa.timestamp("us"), "event_type": pa.string(), "value": pa.decimal128(18, 2),
+    "app_version": pa.string(), "properties": pa.string(), "payload_sha256": pa.string(),
+    "batch_id": pa.string(), "land_seq": pa.int64(), "source_file": pa.string(), "source_line": pa.int32(),
+    "contract_id": pa.string(), "landed_at": pa.timestamp("us"), "line_number": pa.int32(),
+    "reason_code": pa.string(), "message": pa.string(), "raw_text": pa.string(),
+    "quarantined_at": pa.timestamp("us"),
+}
+# Schema-qualified names Evident writes; DuckDB needs them catalog-qualified (see DuckDBEngine.sql).
+_OWN_SCHEMA_REF = re.compile(
+    r'(?<![\w."])(raw|evident|analytics|published)\.(?=[A-Za-z_"])'
+    r'|(?<=create schema if not exists )(raw|evident|analytics|published)\b', re.IGNORECASE)
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(self, path: Path, *, read_only: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            if not self.path.is_file():
+                raise ConfigError(f"no DuckDB warehouse at {self.path} (EVIDENT_DUCKDB_PATH); nothing has run "
+                                  "here yet — `evident run` creates it")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con: duckdb.DuckDBPyConnection | None = None
+        row = self.con.execute("select current_database()").fetchone()
+        self.catalog = str(row[0]) if row else "memory"
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        # Default configuration only: dbt-duckdb may hold the same file open in-process (FACTS.md).
+        if self._con is None:
+            self._con = duckdb.connect(str(self.path), read_only=True) if self.read_only \
+                else duckdb.connect(str(self.path))
+        return self._con
+
+    def release(self) -> None:
+        """Close the file so an in-process dbt run can open it its own way; the next use reopens it."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def sql(self, text: str) -> str:
+        """DuckDB dialect of our SQL: `?` placeholders, and schema names qualified with the file's catalog —
+        a file named like one of the schemas (e.g. evident.duckdb) is a catalog of that name, which makes
+        `evident.x` ambiguous."""
+        catalog = '"' + self.catalog.replace('"', '""') + '".'
+        return _OWN_SCHEMA_REF.sub(lambda m: catalog + m.group(0), text.replace("%s", "?"))
+
+    def execute(self, sql, params=()):
+        self.con.execute(self.sql(sql), list(params))
+
+    def executemany(self, sql, rows):
+        if rows:
+            self.con.executemany(self.sql(sql), [list(r) for r in rows])
+
+    def fetchall(self, sql, params=()):
+        return self.con.execute(self.sql(sql), list(params)).fetchall()
+
+    def fetch_with_names(self, sql, params=()):
+        cursor = self.con.execute(self.sql(sql), list(params))
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        self.con.begin()
+        try:
+            yield self
+        except BaseException:
+            self.con.rollback()
+            raise
+        self.con.commit()
+
+    def _arrow(self, columns, rows) -> pa.Table:
+        arrays = [pa.array([r[i] for r in rows], type=_ARROW_TYPES.get(c)) for i, c in enumerate(columns)]
+        return pa.Table.from_arrays(arrays, names=list(columns))
+
+    def bulk_insert(self, table, columns, rows):
+        if not rows:
+            return
+        self.con.register("evident_bulk", self._arrow(columns, rows))
+        try:
+            cols = ", ".join(columns)
+            self.con.execute(self.sql(f"insert into {table} ({cols}) select {cols} from evident_bulk"))
+        finally:
+            self.con.unregister("evident_bulk")
+
+    def stage_keys(self, rows):
+        self.con.register("evident_stage_keys", self._arrow(STAGE_KEYS_COLUMNS, rows))
+        return "evident_stage_keys"
+
+    def close(self):
+        self.release()
+
+    def hash48_sql(self, text_sql):
+        return f"cast(('0x' || substr(md5({text_sql}), 1, 12)) as bigint)"
+
+    def _catalog_filter(self) -> str:
+        return " and table_catalog = current_database()"
+
+    def gx_environment(self):
+        return {"EVIDENT_GX_DUCKDB_PATH": str(self.path.resolve())}
+
+    def dbt_environment(self):
+        return {"EVIDENT_DUCKDB_PATH": str(self.path.resolve())}
+
+    @classmethod
+    def classify(cls, exc: BaseException) -> ErrorKind | None:
+        if not isinstance(exc, duckdb.Error):
+            return None
+        text = str(exc)
+        # Another process holds the file lock, or a write-write conflict between transactions.
+        if "Could not set lock" in text or isinstance(exc, duckdb.TransactionException):
+            return "transient"
+        if isinstance(exc, duckdb.IOException) and ("Permission denied" in text or "Read-only" in text
+                                                    or "read-only" in text):
+            return "configuration"
+        return "terminal"

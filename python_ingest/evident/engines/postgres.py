@@ -1,0 +1,215 @@
+"""PostgreSQL: the authoritative store, through psycopg 3."""
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ..errors import ConfigError
+from ..secrets import register_dsn
+from .base import STAGE_KEYS_COLUMNS, Engine, ErrorKind
+
+# SQLSTATEs worth another try: serialization failure, deadlock, admin/crash shutdown, cannot connect now,
+# statement timeout / cancel, lock not available, too many connections, connection exceptions.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03", "57014", "55P03", "53300",
+                       "08000", "08001", "08003", "08004", "08006"}
+# SQLSTATEs that mean the configuration is wrong, not the data: invalid authorization (class 28),
+# insufficient privilege, database does not exist.
+CONFIGURATION_SQLSTATES = {"42501", "3D000"}
+CONFIGURATION_CLASSES = {"28"}
+
+_PG_ENV_KEYS = {
+    "host": "EVIDENT_PG_HOST",
+    "port": "EVIDENT_PG_PORT",
+    "user": "EVIDENT_PG_USER",
+    "password": "EVIDENT_PG_PASSWORD",
+    "dbname": "EVIDENT_PG_DBNAME",
+}
+# DSN parameters profiles.yml does not name reach libpq (under dbt-postgres) through its own variables.
+_LIBPQ_ENV_KEYS = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "options": "PGOPTIONS",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
+
+
+def parse_dsn(dsn: str) -> dict[str, str]:
+    """The DSN's parameters; ConfigError (never quoting the DSN: it may hold a password) when unparsable."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the DSN
+        raise ConfigError("EVIDENT_POSTGRES_DSN is not a valid libpq URL or key=value DSN") from exc
+    return {k: str(v) for k, v in parts.items() if v is not None and str(v) != ""}
+
+
+class PostgresEngine(Engine):
+    name = "postgres"
+    AUTHORITATIVE = True
+    SUPPORTS_ROLES = True
+    WANTS_SECONDARY_INDEXES = True
+
+    def __init__(self, dsn: str, application_name: str = "evident"):
+        register_dsn(dsn)
+        parse_dsn(dsn)  # a malformed DSN is a configuration error, before any connection attempt
+        self._dsn = dsn
+        self._application_name = application_name
+        self._con: psycopg.Connection | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        self._con = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10,
+                                    application_name=self._application_name)
+
+    @property
+    def dsn(self) -> str:
+        """The DSN (holds a secret: never log it; evident.secrets.redact masks it)."""
+        return self._dsn
+
+    @property
+    def con(self) -> psycopg.Connection:
+        """The session, reopened when a fault closed it (the retry of a whole transaction lands here)."""
+        if self._con is None or self._con.closed:
+            self._connect()
+        assert self._con is not None
+        return self._con
+
+    def execute(self, sql, params=()):
+        self.con.execute(sql, list(params) or None)
+
+    def executemany(self, sql, rows):
+        if rows:
+            with self.con.cursor() as cur:
+                cur.executemany(sql, rows)
+
+    def fetchall(self, sql, params=()):
+        return self.con.execute(sql, list(params) or None).fetchall()
+
+    def fetch_with_names(self, sql, params=()):
+        with self.con.cursor() as cur:
+            cur.execute(sql, list(params) or None)
+            return [d.name for d in cur.description or ()], cur.fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.con.transaction():
+            yield self
+
+    def bulk_insert(self, table, columns, rows):
+        if not rows:
+            return
+        with self.con.cursor() as cur, cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def stage_keys(self, rows):
+        self.execute(
+            "create temp table if not exists evident_stage_keys "
+            "(idempotency_key varchar(64), payload_sha256 varchar(64), source_line integer) on commit drop"
+        )
+        self.bulk_insert("evident_stage_keys", STAGE_KEYS_COLUMNS, rows)
+        self.execute("analyze evident_stage_keys")
+        return "evident_stage_keys"
+
+    def close(self):
+        if self._con is not None:
+            self._con.close()
+
+    def session_setup(self) -> None:
+        # The canonical text of timestamps and dates is the engine's own cast to varchar: ISO on both engines
+        # when Postgres' DateStyle is ISO (the default, pinned here).
+        self.execute("set datestyle to 'ISO, YMD'")
+
+    def hash48_sql(self, text_sql):
+        return f"('x' || substr(md5({text_sql}), 1, 12))::bit(48)::bigint"
+
+    @contextlib.contextmanager
+    def scan_settings(self):
+        # The partition expression's group count is unknown to Postgres, which otherwise picks a serial
+        # sort-based plan for these aggregate scans.
+        with self.transaction():
+            for setting in ("jit = off", "enable_sort = off", "work_mem = '256MB'", "parallel_setup_cost = 0",
+                            "parallel_tuple_cost = 0"):
+                self.execute(f"set local {setting}")
+            yield
+
+    def gx_environment(self):
+        return {"EVIDENT_GX_POSTGRES_URL": sqlalchemy_url_from_dsn(self._dsn)}
+
+    def dbt_environment(self):
+        return dbt_env_from_dsn(self._dsn)
+
+    @classmethod
+    def classify(cls, exc: BaseException) -> ErrorKind | None:
+        if not isinstance(exc, psycopg.Error):
+            return None
+        state = getattr(exc, "sqlstate", None)
+        if state:
+            if state in TRANSIENT_SQLSTATES:
+                return "transient"
+            if state in CONFIGURATION_SQLSTATES or state[:2] in CONFIGURATION_CLASSES:
+                return "configuration"
+            return "terminal"
+        if isinstance(exc, psycopg.ProgrammingError) and "invalid" in str(exc).lower():
+            return "configuration"  # an unparsable connection string
+        if isinstance(exc, psycopg.OperationalError) and "authentication failed" in str(exc):
+            return "configuration"
+        # No SQLSTATE: the connection itself failed (refused, reset, server gone).
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return "transient"
+        return "terminal"
+
+
+def dbt_env_from_dsn(dsn: str) -> dict[str, str]:
+    """EVIDENT_PG_* variables for profiles/profiles.yml from a libpq URL or key=value DSN.
+
+    Missing parts are left out (the profile's defaults apply). TLS settings and `options` go to libpq's own
+    variables (PGSSLMODE, …), which dbt-postgres' driver honours. Raises ConfigError when the DSN is
+    unparsable; the message never contains the DSN itself (it may hold a password).
+    """
+    register_dsn(dsn)
+    parts = parse_dsn(dsn)
+    env: dict[str, str] = {}
+    for key, var in _PG_ENV_KEYS.items():
+        value = parts.get(key)
+        if value is None:
+            continue
+        if key == "host" and "," in value:
+            raise ConfigError("EVIDENT_POSTGRES_DSN names several hosts; dbt needs exactly one")
+        env[var] = value
+    if "EVIDENT_PG_HOST" not in env and parts.get("hostaddr"):
+        env["EVIDENT_PG_HOST"] = parts["hostaddr"]
+    for key, var in _LIBPQ_ENV_KEYS.items():
+        if parts.get(key):
+            env[var] = parts[key]
+    return env
+
+
+def sqlalchemy_url_from_dsn(dsn: str) -> str:
+    """A `postgresql+psycopg://` URL from a libpq URL or key=value DSN (the password is kept, for GX only)."""
+    from sqlalchemy.engine import URL
+
+    register_dsn(dsn)
+    parts = parse_dsn(dsn)
+    host = parts.pop("host", None)
+    port = parts.pop("port", None)
+    query: dict[str, str] = {}
+    if host and ("," in host or host.startswith("/")):  # several hosts or a socket directory: libpq handles it
+        query["host"] = host
+        host = None
+    if port and ("," in port or host is None and "host" in query):
+        query["port"] = port
+        port = None
+    url = URL.create(
+        "postgresql+psycopg",
+        username=parts.pop("user", None),
+        password=parts.pop("password", None),
+        host=host,
+        port=int(port) if port else None,
+        database=parts.pop("dbname", None),
+        query={**query, **parts},
+    )
+    return url.render_as_string(hide_password=False)

@@ -1,0 +1,363 @@
+"""Landing: source files → validated, keyed rows in raw.app_events, exactly once, on every configured engine.
+
+Per file (= batch, identified by path + content SHA-256):
+  1. read and hash; an engine whose checkpoint already holds this content has nothing to do (cheap no-op);
+  2. validate every record once, in Python, against the pinned contract; dedupe within the batch (on large
+     inputs, the next files are validated in worker processes while this one lands);
+  3. per engine, one transaction: find keys already landed (exact duplicates vs conflicting duplicates),
+     check the quarantine threshold, bulk-load rows and quarantine, advance the manifest, move the
+     checkpoint — commit all of it or none of it (design invariant 4).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evident import faults
+from evident.control.batches import BatchRef, current_state, receive, transition, utcnow
+from evident.land.contracts import Contract, current_contract_id
+from evident.engines import Engine
+from evident.errors import BatchRejected, ContractChanged, EvidentError
+from evident.land.keys import combine_checksums
+from evident.land.quarantine import Quarantined, raw_text
+from evident.land.records import read_records
+from evident.retry import with_retry
+from evident.land.raw_tables import QUARANTINE_COLUMNS, RAW_COLUMNS
+from evident.land.validation import Rejection, Row, Validator
+
+log = logging.getLogger(__name__)
+PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
+
+
+
+
+
+
+@dataclass
+class PreparedBatch:
+    """A validated batch, ready to land on any engine."""
+
+    ref: BatchRef
+    rows: list[Row]
+    lines: list[int]  # physical line of each row
+    rejected: list[Quarantined]
+    rows_in: int
+    duplicates_in_batch: int
+
+
+@dataclass
+class LandOutcome:
+    engine: str
+    source_file: str
+    batch_id: str
+    status: str  # landed | unchanged | rejected | previously_rejected
+    rows_in: int = 0
+    rows_landed: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    message: str = ""
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def batch_id_for(source_file: str, sha256: str) -> str:
+    return hashlib.sha256(f"{source_file}\n{sha256}".encode()).hexdigest()[:32]
+
+
+def prepare(path: Path, source_file: str, data: bytes, contract: Contract, code_revision: str) -> PreparedBatch:
+    sha = hashlib.sha256(data).hexdigest()
+    ref = BatchRef(batch_id_for(source_file, sha), source_file, sha, len(data), contract.contract_id, code_revision)
+    validator = Validator(contract)
+    rows: list[Row] = []
+    lines: list[int] = []
+    rejected: list[Quarantined] = []
+    first_line_of: dict[str, int] = {}
+    payload_of: dict[str, str] = {}
+    rows_in = duplicates = 0
+    for line_number, record in read_records(path, data):
+        rows_in += 1
+        try:
+            row = validator.from_json_line(record) if isinstance(record, bytes) else validator.from_csv_record(record)
+        except Rejection as rej:
+            rejected.append(Quarantined(line_number, rej.reason, rej.message, _raw(record)))
+            continue
+        seen = payload_of.get(row.key)
+        if seen is None:
+            payload_of[row.key] = row.payload_sha256
+            first_line_of[row.key] = line_number
+            rows.append(row)
+            lines.append(line_number)
+        elif seen == row.payload_sha256:
+            duplicates += 1
+        else:
+            rejected.append(Quarantined(
+                line_number, "conflicting_duplicate",
+                f"same idempotency key as line {first_line_of[row.key]} of this file with a different payload; "
+                "the first delivery stays", _raw(record), row.key))
+    return PreparedBatch(ref, rows, lines, rejected, rows_in, duplicates)
+
+
+def _raw(record: bytes | dict) -> str:
+    if isinstance(record, dict):
+        import json
+
+        return json.dumps(record, ensure_ascii=False)
+    return raw_text(record)
+
+
+def needs_landing(engine: Engine, source_file: str, sha256: str, contract: Contract) -> str | None:
+    """None when this engine must land the file; otherwise the status explaining why not."""
+    row = engine.fetchone("select source_sha256 from evident.checkpoints where source_file = %s", [source_file])
+    if row and row[0] == sha256:
+        return "unchanged"
+    batch = engine.fetchone("select state, failure_reason, contract_id from evident.batches where batch_id = %s",
+                            [batch_id_for(source_file, sha256)])
+    if batch is None or batch[0] in ("received", "validated"):
+        return None
+    if batch[0] != "failed":
+        return "unchanged"  # this very content landed before (the file changed and changed back)
+    if (batch[1] or "").startswith(BatchRejected.reason) and batch[2] == contract.contract_id:
+        return "previously_rejected"
+    return None
+
+
+def land_batch(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str) -> LandOutcome:
+    """Land one prepared batch on one engine in one transaction; retried as a whole on transient faults."""
+    ref = batch.ref
+    receive(engine, ref, run_id)
+    with engine.transaction():
+        transition(engine, ref.batch_id, "validated", run_id)
+    faults.point(f"land.{engine.name}.validated")
+    try:
+        return _land_transaction(engine, batch, contract, run_id)
+    except (BatchRejected, ContractChanged) as exc:
+        _record_failure(engine, batch, contract, run_id, exc)
+        raise
+
+
+def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str) -> LandOutcome:
+    ref = batch.ref
+    with engine.transaction():
+        stage = engine.stage_keys([(r.key, r.payload_sha256, line) for r, line in zip(batch.rows, batch.lines)])
+        landed_before = {key: same for key, same in engine.fetchall(
+            f"select s.idempotency_key, r.payload_sha256 = s.payload_sha256 from {stage} s "
+            "join raw.app_events r on r.idempotency_key = s.idempotency_key")}
+        conflicts = [
+            Quarantined(line, "conflicting_duplicate",
+                        "idempotency key already landed with a different payload (landed row stays)",
+                        _row_text(row), row.key)
+            for row, line in zip(batch.rows, batch.lines) if landed_before.get(row.key) is False
+        ]
+        quarantined = sorted(batch.rejected + conflicts, key=lambda q: q.line_number)
+        _check_threshold(batch, quarantined, contract)
+        new = [(row, line) for row, line in zip(batch.rows, batch.lines) if row.key not in landed_before]
+        land_seq = engine.fetchone("select coalesce(max(land_seq), 0) + 1 from evident.batches")[0]
+        now = utcnow()
+        engine.execute("delete from raw.app_events_quarantine where batch_id = %s", [ref.batch_id])
+        engine.bulk_insert("raw.app_events_quarantine", QUARANTINE_COLUMNS,
+                           [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in quarantined])
+        faults.point(f"land.{engine.name}.mid_transaction")
+        engine.bulk_insert("raw.app_events", RAW_COLUMNS, [
+            (r.key, r.event_id, r.user_id, r.event_ts, r.event_type, r.value, r.app_version, r.properties,
+             r.payload_sha256, ref.batch_id, land_seq, ref.source_file, line, ref.contract_id, now)
+            for r, line in new])
+        if current_contract_id(contract) != ref.contract_id:
+            raise ContractChanged(
+                f"{ref.source_file}: contract {contract.name} v{contract.version} changed while the batch was "
+                f"landing (pinned {ref.contract_id}); nothing was landed for it")
+        duplicates = batch.duplicates_in_batch + sum(1 for same in landed_before.values() if same)
+        event_ts = [r.event_ts for r, _ in new]
+        transition(
+            engine, ref.batch_id, "landed", run_id,
+            land_seq=land_seq, rows_in=batch.rows_in, rows_landed=len(new), rows_quarantined=len(quarantined),
+            rows_duplicate=duplicates, landed_checksum=combine_checksums(r.payload_sha256 for r, _ in new),
+            min_event_ts=min(event_ts, default=None), max_event_ts=max(event_ts, default=None),
+            event_dates=",".join(sorted({ts.date().isoformat() for ts in event_ts})),
+        )
+        engine.execute(
+            "insert into evident.checkpoints (source_file, source_sha256, batch_id, land_seq, landed_at) "
+            "values (%s, %s, %s, %s, %s) on conflict (source_file) do update set "
+            "source_sha256 = excluded.source_sha256, batch_id = excluded.batch_id, "
+            "land_seq = excluded.land_seq, landed_at = excluded.landed_at",
+            [ref.source_file, ref.source_sha256, ref.batch_id, land_seq, now])
+        faults.point(f"land.{engine.name}.before_commit")
+    return LandOutcome(engine.name, ref.source_file, ref.batch_id, "landed", batch.rows_in, len(new),
+                       len(quarantined), duplicates, reasons=_reason_counts(quarantined))
+
+
+def _row_text(row: Row) -> str:
+    return (f'{{"event_id":{row.event_id!r},"user_id":{row.user_id},"event_ts":"{row.event_ts.isoformat()}Z",'
+            f'"event_type":{row.event_type!r},"value":{row.value},"app_version":{row.app_version!r}}}')
+
+
+def _reason_counts(quarantined: list[Quarantined]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for q in quarantined:
+        counts[q.reason_code] = counts.get(q.reason_code, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _check_threshold(batch: PreparedBatch, quarantined: list[Quarantined], contract: Contract) -> None:
+    if not batch.rows_in:
+        return
+    share = len(quarantined) / batch.rows_in
+    if share > contract.max_quarantine_share:
+        reasons = ", ".join(f"{k}: {v}" for k, v in _reason_counts(quarantined).items())
+        raise BatchRejected(
+            f"{batch.ref.source_file}: {len(quarantined)} of {batch.rows_in} records "
+            f"({share:.1%}) quarantined, over the contract's {contract.max_quarantine_share:.1%} limit "
+            f"({reasons}); none of its rows were landed")
+
+
+def _record_failure(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str, exc: EvidentError) -> None:
+    """Mark the batch failed; keep the quarantine evidence of a threshold failure (nothing lands in raw)."""
+    ref = batch.ref
+    with engine.transaction():
+        if isinstance(exc, BatchRejected):
+            now = utcnow()
+            engine.execute("delete from raw.app_events_quarantine where batch_id = %s", [ref.batch_id])
+            engine.bulk_insert("raw.app_events_quarantine", QUARANTINE_COLUMNS,
+                               [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in batch.rejected])
+        if current_state(engine, ref.batch_id) != "failed":
+            transition(engine, ref.batch_id, "failed", run_id, f"{exc.reason}: {exc}", rows_in=batch.rows_in,
+                       rows_quarantined=len(batch.rejected))
+
+
+@dataclass
+class _Planned:
+    """A source file read and checked against every engine's checkpoint; `prepared` yields its PreparedBatch."""
+
+    source_file: str
+    outcomes: list[LandOutcome]  # engines with nothing to do, and why
+    todo: list[Engine]
+    prepared: _Fallback | _Inline | None = None
+
+
+def _plan(engines: list[Engine], landing_dir: Path, path: Path, contract: Contract, code_revision: str,
+          submit) -> _Planned:
+    source_file = path.relative_to(landing_dir).as_posix()
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    plan = _Planned(source_file, [], [])
+    for engine in engines:
+        skip = with_retry(lambda: needs_landing(engine, source_file, sha, contract),
+                          what=f"{engine.name}: reading the checkpoint of {source_file}")
+        if skip:
+            plan.outcomes.append(LandOutcome(engine.name, source_file, batch_id_for(source_file, sha), skip))
+        else:
+            plan.todo.append(engine)
+    if plan.todo:
+        plan.prepared = submit(path, source_file, data, contract, code_revision)
+    return plan
+
+
+def land_files(engines: list[Engine], landing_dir: Path, paths: list[Path], contract: Contract, run_id: str,
+               code_revision: str, workers: int | None = None) -> list[LandOutcome]:
+    """Land the files in order. Validation (the Python-bound part) of the next files runs in `workers` other
+    processes while this one lands; 0 = everything here, None = prepare_workers decides.
+
+    Batches still land one at a time and in path order, so "first delivery wins" is unchanged; a worker only
+    computes a PreparedBatch and touches no database, lock or file other than its input.
+    """
+    workers = prepare_workers(paths, workers)
+    outcomes: list[LandOutcome] = []
+    with _preparer(workers) as submit:
+        window: deque[_Planned] = deque()
+        for path in paths:
+            window.append(_plan(engines, landing_dir, path, contract, code_revision, submit))
+            if len(window) > workers:
+                outcomes += _land_planned(window.popleft(), contract, run_id)
+        while window:
+            outcomes += _land_planned(window.popleft(), contract, run_id)
+    return outcomes
+
+
+def land_file(engines: list[Engine], landing_dir: Path, path: Path, contract: Contract, run_id: str,
+              code_revision: str) -> list[LandOutcome]:
+    return land_files(engines, landing_dir, [path], contract, run_id, code_revision, workers=0)
+
+
+def prepare_workers(paths: list[Path], configured: int | None = None) -> int:
+    """Worker processes for validation: as configured (EVIDENT_LAND_WORKERS), else one per core when there is
+    enough input to pay for starting them (a process costs ~0.5 s to start), else none."""
+    if configured is not None:
+        return configured
+    cores = os.cpu_count() or 1
+    if cores < 2 or sum(p.stat().st_size for p in paths) < PARALLEL_MIN_BYTES:
+        return 0
+    return min(cores, 4)
+
+
+class _Inline:
+    """A preparation done here, when its result is asked for (so only one file's rows are held at a time)."""
+
+    def __init__(self, *args):
+        self.args = args
+
+    def result(self) -> PreparedBatch:
+        return prepare(*self.args)
+
+
+@contextlib.contextmanager
+def _preparer(workers: int):
+    if workers <= 0:
+        yield _Inline
+        return
+    # spawn, not fork: a forked child would inherit this process's DuckDB threads and the warehouse lock's fd
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+    try:
+        yield lambda *args: _Fallback(pool.submit(prepare, *args), args)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In a worker: exit when the landing process is gone (killed with -9, its workers would wait forever)."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+class _Fallback:
+    """A worker's preparation; if the pool broke (a worker killed, out of memory), it is done here instead."""
+
+    def __init__(self, future: Future, args: tuple):
+        self.future, self.args = future, args
+
+    def result(self) -> PreparedBatch:
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            log.warning("a validation worker died; validating %s in the main process", self.args[1])
+            return prepare(*self.args)
+
+
+def _land_planned(plan: _Planned, contract: Contract, run_id: str) -> list[LandOutcome]:
+    outcomes = plan.outcomes
+    if plan.prepared is None:
+        return outcomes
+    batch = plan.prepared.result()
+    for engine in plan.todo:
+        try:
+            outcome = with_retry(lambda: land_batch(engine, batch, contract, run_id),
+                                 what=f"{engine.name}: landing {plan.source_file}")
+        except (BatchRejected, ContractChanged) as exc:
+            outcome = LandOutcome(engine.name, plan.source_file, batch.ref.batch_id, "rejected", batch.rows_in,
+                                  rows_quarantined=len(batch.rejected), message=f"{exc.reason}: {exc}",
+                                  reasons=_reason_counts(batch.rejected))
+        outcomes.append(outcome)
+        faults.point(f"land.after_{engine.name}")
+    return outcomes
