@@ -67,6 +67,11 @@ class PermanentDatabaseError(EvidentError):
     reason = "database_error"
 
 
+class TransientToolError(ConnectionError):
+    """dbt or GX reported a transient database fault (a restart, a dropped connection): evident.retry retries
+    the step, and exit 75 once the retries are exhausted. Not an EvidentError until then."""
+
+
 class GateFailed(DataRejected):
     reason = "gate_failed"
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evident.engines.postgres import dbt_env_from_dsn
+from evident.engines import ENGINE_CLASSES, dbt_target_environment
 from evident.config import temporary_environment
 from evident.errors import ConfigError
 from evident.project import Project, find_project
 from evident.secrets import redact, register_dsn
 
-TARGETS = ("duckdb", "postgres")
+TARGETS = tuple(cls.name for cls in ENGINE_CLASSES)  # dbt targets are named like the engines
 
 # dbt's own statuses that mean "this node did not do its job" (a node skipped because of one is listed apart)
 _FAILED_STATUSES = {"error", "fail", "runtime error"}
@@ -120,17 +120,10 @@ def build_args(
 
 
 def dbt_environment(target: str, duckdb_path: str | os.PathLike[str], pg_dsn: str | None) -> dict[str, str]:
-    """The variables profiles/profiles.yml reads for one target (the DuckDB path is always set: dbt parses
-    every target's profile)."""
+    """The variables profiles/profiles.yml reads for one target."""
     if target not in TARGETS:
         raise ConfigError(f"unknown dbt target {target!r}; expected one of {', '.join(TARGETS)}")
-    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve())}
-    if target == "postgres":
-        if not pg_dsn:
-            raise ConfigError("target postgres needs EVIDENT_POSTGRES_DSN")
-        register_dsn(pg_dsn)
-        env.update(dbt_env_from_dsn(pg_dsn))
-    return env
+    return dbt_target_environment(target, duckdb_path, pg_dsn)
 
 
 def run_dbt_build(

@@ -1,13 +1,17 @@
 """Engines: one adapter interface (base.Engine), one small subclass per engine; how to connect to them."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..errors import ConfigError
 from .base import Engine, ErrorKind
 from .duckdb import DuckDBEngine
-from .postgres import PostgresEngine
+from .postgres import PostgresEngine, dbt_env_from_dsn
 
 ENGINE_CLASSES: tuple[type[Engine], ...] = (PostgresEngine, DuckDBEngine)
 
-__all__ = ["Engine", "DuckDBEngine", "PostgresEngine", "classify", "open_engines"]
+__all__ = ["Engine", "DuckDBEngine", "PostgresEngine", "classify", "dbt_target_environment", "is_transient_message",
+           "open_engines"]
 
 
 def classify(exc: BaseException) -> ErrorKind | None:
@@ -18,6 +22,22 @@ def classify(exc: BaseException) -> ErrorKind | None:
         if kind is not None:
             return kind
     return None
+
+
+def is_transient_message(text: str) -> bool:
+    """Whether a tool's error text (dbt, GX) reports a transient fault of one of the engines."""
+    return any(cls.is_transient_message(text) for cls in ENGINE_CLASSES)
+
+
+def dbt_target_environment(target: str, duckdb_path, postgres_dsn: str | None) -> dict[str, str]:
+    """The variables profiles/profiles.yml reads for a dbt target named like an engine. The DuckDB path is
+    always set (dbt renders every target of the profile)."""
+    env = {"EVIDENT_DUCKDB_PATH": str(Path(duckdb_path).resolve())}
+    if target == PostgresEngine.name:
+        if not postgres_dsn:
+            raise ConfigError("target postgres needs EVIDENT_POSTGRES_DSN")
+        env.update(dbt_env_from_dsn(postgres_dsn))
+    return env
 
 
 def open_engines(duckdb_path, postgres_dsn: str | None, application_name: str, *,

@@ -91,7 +91,16 @@ class Engine:
         raise NotImplementedError
 
     # ---- errors
+    # Message fragments of this engine's transient faults as other tools (dbt, GX) report them: they hand us
+    # text, not the driver's exception, so their errors are classified by what the driver said.
+    TRANSIENT_MESSAGES: tuple[str, ...] = ()
+
     @classmethod
     def classify(cls, exc: BaseException) -> ErrorKind | None:
         """What a driver error of this engine means; None when `exc` is not this engine's driver error."""
         return None
+
+    @classmethod
+    def is_transient_message(cls, text: str) -> bool:
+        lowered = text.lower()
+        return any(fragment in lowered for fragment in cls.TRANSIENT_MESSAGES)

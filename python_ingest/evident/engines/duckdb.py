@@ -29,6 +29,7 @@ _OWN_SCHEMA_REF = re.compile(
 
 class DuckDBEngine(Engine):
     name = "duckdb"
+    TRANSIENT_MESSAGES = ("could not set lock on file",)
 
     def __init__(self, path: Path, *, read_only: bool = False):
         self.path = Path(path)

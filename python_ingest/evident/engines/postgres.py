@@ -51,6 +51,15 @@ class PostgresEngine(Engine):
     AUTHORITATIVE = True
     SUPPORTS_ROLES = True
     WANTS_SECONDARY_INDEXES = True
+    TRANSIENT_MESSAGES = (
+        "server closed the connection unexpectedly", "connection refused", "could not connect to server",
+        "connection to server at", "terminating connection due to administrator command",
+        "the database system is shutting down", "the database system is starting up",
+        "the database system is in recovery mode", "ssl connection has been closed unexpectedly",
+        "could not receive data from server", "could not send data to server", "connection already closed",
+        "consuming input failed", "deadlock detected", "could not serialize access",
+        "canceling statement due to statement timeout", "sorry, too many clients already",
+    )
 
     def __init__(self, dsn: str, application_name: str = "evident"):
         register_dsn(dsn)

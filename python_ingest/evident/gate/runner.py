@@ -14,7 +14,7 @@ are pruned to the newest KEEP_VALIDATION_RUNS runs per suite; evident.gate_resul
 The suites are the same JSON for both engines; the engines differ only in their datasource:
 
 - `postgres`: GX's Postgres SQL datasource, `connection_string: ${EVIDENT_GX_POSTGRES_URL}`;
-- `duckdb`: `evident_duckdb` (evident.gx_duckdb: one persisted connection, default DuckDB configuration),
+- `duckdb`: `evident_duckdb` (evident.engines.gx_duckdb: one persisted connection, default DuckDB configuration),
   `connection_string: duckdb:///${EVIDENT_GX_DUCKDB_PATH}`.
 
 Both variables are set in this process only for the duration of the gate, from the engines' own settings; the
@@ -85,7 +85,7 @@ def run_gate(
         warnings.simplefilter("ignore")
         import great_expectations as gx  # noqa: F401  (lazy: seconds)
 
-        from evident.gate import gx_duckdb  # noqa: F401  registers the evident_duckdb datasource type
+        from evident.engines import gx_duckdb  # noqa: F401  registers the evident_duckdb datasource type
 
         report.import_s = time.monotonic() - started
         context = gx.get_context(mode="file", project_root_dir=str(project))
