@@ -7,7 +7,7 @@ checked_dates as (
 
     select distinct event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
+    where {{ evident.in_check_window('land_seq') }}
 
 ),
 
@@ -19,7 +19,7 @@ staged as (
         count(distinct user_id) as active_users
 
     from {{ ref('stg_app_events') }}
-    where event_date in (select metric_date from checked_dates)
+    where event_date in (select checked_dates.metric_date from checked_dates)
     group by event_date
 
 ),
@@ -32,7 +32,7 @@ reported as (
         sum(case when metric_name = 'active_users' then metric_value end) as active_users
 
     from {{ ref('fct_daily_metrics') }}
-    where metric_date in (select metric_date from checked_dates)
+    where metric_date in (select checked_dates.metric_date from checked_dates)
     group by metric_date
 
 )

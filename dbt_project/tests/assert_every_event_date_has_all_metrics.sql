@@ -6,13 +6,13 @@ checked_dates as (
 
     select event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
+    where {{ evident.in_check_window('land_seq') }}
 
     union
 
     select metric_date
     from {{ ref('fct_daily_metrics') }}
-    where last_land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
+    where {{ evident.in_check_window('last_land_seq') }}
 
 ),
 
@@ -20,22 +20,24 @@ event_dates as (
 
     select distinct event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where event_date in (select metric_date from checked_dates)
+    where event_date in (select checked_dates.metric_date from checked_dates)
 
 ),
 
 metric_counts as (
 
-    select metric_date, count(*) as metrics
+    select
+        metric_date,
+        count(*) as metrics
     from {{ ref('fct_daily_metrics') }}
-    where metric_date in (select metric_date from checked_dates)
+    where metric_date in (select checked_dates.metric_date from checked_dates)
     group by metric_date
 
 )
 
 select
-    coalesce(event_dates.metric_date, metric_counts.metric_date) as metric_date,
-    metric_counts.metrics
+    metric_counts.metrics,
+    coalesce(event_dates.metric_date, metric_counts.metric_date) as metric_date
 
 from event_dates
 full outer join metric_counts

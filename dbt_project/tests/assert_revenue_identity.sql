@@ -7,7 +7,7 @@ checked_dates as (
 
     select distinct event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
+    where {{ evident.in_check_window('land_seq') }}
 
 ),
 
@@ -18,7 +18,7 @@ staged as (
         coalesce(sum(case when event_type = 'purchase' then event_value end), 0) as revenue
 
     from {{ ref('stg_app_events') }}
-    where event_date in (select metric_date from checked_dates)
+    where event_date in (select checked_dates.metric_date from checked_dates)
     group by event_date
 
 ),

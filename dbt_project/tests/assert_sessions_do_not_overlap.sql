@@ -1,13 +1,15 @@
 -- A user's sessions neither overlap nor touch: each next session starts more than the session gap
 -- (1800 s) after the previous one ended (otherwise they would be one session).
 -- Checks the users with a session containing events landed after EVIDENT_CHECK_SINCE_LAND_SEQ (0 = all).
+{%- set gap_microseconds = (var('evident_session_gap_seconds') | int) * 1000000 %}
+
 with
 
 checked_users as (
 
     select distinct user_id
     from {{ ref('fct_sessions') }}
-    where last_land_seq > {{ env_var('EVIDENT_CHECK_SINCE_LAND_SEQ', '0') | int }}
+    where {{ evident.in_check_window('last_land_seq') }}
 
 ),
 
@@ -20,12 +22,11 @@ ordered as (
         lead(session_start) over (partition by user_id order by session_start) as next_session_start
 
     from {{ ref('fct_sessions') }}
-    where user_id in (select user_id from checked_users)
+    where user_id in (select checked_users.user_id from checked_users)
 
 )
 
 select *
 from ordered
 where next_session_start is not null
-    and {{ evident.microseconds_between('session_end', 'next_session_start') }}
-        <= {{ (var('evident_session_gap_seconds') | int) * 1000000 }}
+    and {{ evident.microseconds_between('session_end', 'next_session_start') }} <= {{ gap_microseconds }}

@@ -33,11 +33,12 @@ events as (
     select * from {{ ref('stg_app_events') }}
 
     {% if is_incremental() %}
-    where user_id in (
-        select user_id
-        from {{ ref('stg_app_events') }}
-        where land_seq > {{ evident.land_seq_watermark('land_seq') }}
-    )
+    where
+        user_id in (
+            select new_events.user_id
+            from {{ ref('stg_app_events') }} as new_events
+            where new_events.land_seq > {{ evident.land_seq_watermark('land_seq') }}
+        )
     {% endif %}
 
 ),

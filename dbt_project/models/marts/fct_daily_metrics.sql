@@ -44,9 +44,11 @@ watermark as (
 
 new_events as (
 
-    select event_date, session_start
+    select
+        event_date,
+        session_start
     from {{ ref('int_sessionised_events') }}
-    where land_seq > (select since_land_seq from watermark)
+    where land_seq > (select watermark.since_land_seq from watermark)
 
 ),
 
@@ -65,8 +67,8 @@ affected_dates as (
     -- dates of old events that now directly follow a new event: the old session starts that may be gone
     select event_date as metric_date
     from {{ ref('int_sessionised_events') }}
-    where previous_land_seq > (select since_land_seq from watermark)
-        and land_seq <= (select since_land_seq from watermark)
+    where previous_land_seq > (select watermark.since_land_seq from watermark)
+        and land_seq <= (select watermark.since_land_seq from watermark)
 
 ),
 {% endif %}
@@ -77,9 +79,9 @@ events as (
     {% if is_incremental() %}
     -- the range lets Postgres read just that stretch of the event_date index (its row estimate for the
     -- IN list alone is poor, and it then walks the whole index)
-    where event_date >= (select min(metric_date) from affected_dates)
-        and event_date <= (select max(metric_date) from affected_dates)
-        and event_date in (select metric_date from affected_dates)
+    where event_date >= (select min(affected_dates.metric_date) from affected_dates)
+        and event_date <= (select max(affected_dates.metric_date) from affected_dates)
+        and event_date in (select affected_dates.metric_date from affected_dates)
     {% endif %}
 
 ),
@@ -92,9 +94,9 @@ sessions as (
 
     from {{ ref('fct_sessions') }}
     {% if is_incremental() %}
-    where session_start >= (select min(metric_date) from affected_dates)
-        and session_start < (select max(metric_date) from affected_dates) + 1
-        and cast(session_start as date) in (select metric_date from affected_dates)
+    where session_start >= (select min(affected_dates.metric_date) from affected_dates)
+        and session_start < (select max(affected_dates.metric_date) from affected_dates) + 1
+        and cast(session_start as date) in (select affected_dates.metric_date from affected_dates)
     {% endif %}
 
 ),

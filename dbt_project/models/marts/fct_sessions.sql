@@ -25,11 +25,12 @@ sessionised_events as (
     select * from {{ ref('int_sessionised_events') }}
 
     {% if is_incremental() %}
-    where user_id in (
-        select user_id
-        from {{ ref('int_sessionised_events') }}
-        where land_seq > {{ evident.land_seq_watermark('last_land_seq') }}
-    )
+    where
+        user_id in (
+            select new_events.user_id
+            from {{ ref('int_sessionised_events') }} as new_events
+            where new_events.land_seq > {{ evident.land_seq_watermark('last_land_seq') }}
+        )
     {% endif %}
 
 ),
