@@ -37,8 +37,11 @@ bench: setup
 chaos: setup
 	$(BIN)/python -m tests.chaos --kill-points $(N)
 
+# ruff (style, imports, names used out of scope), mypy on the package, sqlfluff with the dbt templater.
 lint: setup
-	$(BIN)/python -m compileall -q python_ingest tests
+	$(BIN)/ruff check python_ingest tests benchmarks
+	$(BIN)/mypy
+	EVIDENT_DUCKDB_PATH=:memory: $(BIN)/sqlfluff lint dbt_project  # :memory: — see .sqlfluff
 
 docs: setup
 	$(BIN)/evident docs

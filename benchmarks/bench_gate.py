@@ -16,9 +16,9 @@ import duckdb
 from evident.build.dbt import run_dbt_build
 from evident.engines import DuckDBEngine
 from evident.gate.runner import run_gate
-from evident.project import find_project
 from evident.land.raw_tables import RAW_DDL
 from evident.pipeline.context import prepare_engine
+from evident.project import find_project
 
 from .bench_dbt import history_sql
 from .common import write_result

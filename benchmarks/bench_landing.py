@@ -15,15 +15,15 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from evident.land.contracts import load_contract
+from evident.control.runs import new_run_id
 from evident.engines import DuckDBEngine, PostgresEngine
+from evident.land.contracts import load_contract
 from evident.land.loader import land_files, prepare_workers
+from evident.land.raw_tables import RAW_DDL
 from evident.land.records import source_files
+from evident.pipeline.context import prepare_engine
 from evident.project import find_project
 from evident.revision import code_revision
-from evident.control.runs import new_run_id
-from evident.land.raw_tables import RAW_DDL
-from evident.pipeline.context import prepare_engine
 
 from .common import Timer, postgres_dsn, sample_dir, write_result
 

@@ -28,8 +28,8 @@ import psycopg
 
 from evident import reconcile as rc
 from evident.engines import DuckDBEngine, PostgresEngine
-from evident.publish.marts import MARTS, published_ddl
 from evident.pipeline.context import prepare_engine
+from evident.publish.marts import MARTS, published_ddl
 
 from .common import postgres_dsn, write_result
 

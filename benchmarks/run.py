@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import os
 
-from evident import bench_dbt
-
-from evident import bench_gate
-
-from evident import bench_landing
-
-from evident import bench_reconcile
+from evident import bench_dbt, bench_gate, bench_landing, bench_reconcile
 
 
 def main() -> None:

@@ -67,7 +67,8 @@ def raw_rows(events: Iterable[Event], *, land_seq: int, batch_id: str | None = N
         if e.key in rows:
             continue
         value = None if e.value is None else Decimal(e.value).quantize(Decimal("0.01"))
-        payload = hashlib.sha256(repr((e.event_id, e.user_id, utc_text(e.event_ts), e.event_type, str(value))).encode()).hexdigest()
+        fields = (e.event_id, e.user_id, utc_text(e.event_ts), e.event_type, str(value))
+        payload = hashlib.sha256(repr(fields).encode()).hexdigest()
         rows[e.key] = (
             e.key, e.event_id, e.user_id, e.event_ts, e.event_type, value, "1.0.0", None, payload,
             batch_id, land_seq, f"{batch_id}.jsonl", line, CONTRACT_ID, LANDED_AT,

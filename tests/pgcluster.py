@@ -288,7 +288,7 @@ class PgCluster:
         return str(self.bindir / program)
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> "PgCluster":
+    def start(self) -> PgCluster:
         """initdb, configure, start the server, create role and database. Idempotent."""
         with self._lock:
             if self._started:
@@ -513,7 +513,7 @@ class PgCluster:
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.log_path, lines)
 
-    def __enter__(self) -> "PgCluster":
+    def __enter__(self) -> PgCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

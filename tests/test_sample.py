@@ -11,7 +11,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -71,8 +71,8 @@ def parse_ts(text: str) -> datetime:
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    utc = (local - offset).replace(tzinfo=timezone.utc)
-    if not datetime(2000, 1, 1, tzinfo=timezone.utc) <= utc < datetime(2100, 1, 1, tzinfo=timezone.utc):
+    utc = (local - offset).replace(tzinfo=UTC)
+    if not datetime(2000, 1, 1, tzinfo=UTC) <= utc < datetime(2100, 1, 1, tzinfo=UTC):
         raise Invalid("invalid_value")
     return utc
 

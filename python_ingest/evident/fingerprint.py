@@ -50,7 +50,7 @@ def fingerprint(engine: Engine, table: str, columns: list[Column], where: str = 
     """(row count, sum of row hashes) of `table`, computed in the engine."""
     engine.session_setup()
     sql = f"select count(*), coalesce(sum({row_hash_sql(engine, columns)}), 0) from {table}"
-    count, total = engine.fetchone(sql + (f" where {where}" if where else ""), params)
+    count, total = engine.fetchone(sql + (f" where {where}" if where else ""), params) or (0, 0)
     return int(count), int(total)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from evident.engines import classify
 from evident.errors import ConfigError, EvidentError, PermanentDatabaseError, TemporaryFailure

@@ -23,7 +23,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate, cycle
 from pathlib import Path
 
@@ -54,7 +54,7 @@ EVENTS_PER_USER = 20
 LARGE_USER_IDS = (MAX_USER_ID, MAX_USER_ID - 1, MAX_USER_ID - 987_654_321)
 
 BOM = b"\xef\xbb\xbf"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ABSENT = object()  # a field that is not written at all (unlike "value": null)
 
 
@@ -587,7 +587,7 @@ _VARIANT_GROUPS: tuple[tuple[_Variant, ...], ...] = (
 
 def _round_robin(groups: tuple[tuple[_Variant, ...], ...]) -> list[_Variant]:
     """Every reason code once, then every code's second variant, ...: a short cycle covers all codes."""
-    out = []
+    out: list[_Variant] = []
     for k in range(max(len(g) for g in groups)):
         out.extend(g[k] for g in groups if k < len(g))
     return out
@@ -662,7 +662,7 @@ def _conflicting_copy(original: _Event, original_file: str) -> _Planted:
     """Same idempotency key as a valid earlier delivery, different payload: must not silently overwrite."""
     record = dict(original.record)
     value = original.value
-    if _has_amount(original):
+    if isinstance(value, (int, float)) and _has_amount(original):
         record["value"] = round(value + 1, 2)
         change = f"value {record['value']} instead of {value}"
     else:

@@ -33,15 +33,17 @@ def landed_on(pg_cluster, tmp_path: Path, sample_dir: Path, name: str):
 
 
 def start_build(settings) -> subprocess.Popen:
-    """`evident build` held for 2 s just before dbt starts; returns once it is connected (seen by Postgres)."""
+    """`evident build` held for 5 s just before dbt starts; returns while it is held there."""
     proc = subprocess.Popen([sys.executable, "-m", "evident.cli", "build"],
-                            env=env_for(settings, EVIDENT_FAULT="build.before_dbt:sleep=2"),
+                            env=env_for(settings, EVIDENT_FAULT="build.before_dbt:sleep=5"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with psycopg.connect(settings.postgres_dsn, autocommit=True) as con:
-            if con.execute("select count(*) from pg_stat_activity "
-                           "where application_name like 'evident build %'").fetchone()[0]:
+            # The step's own session (the run lock's session is named 'evident build run …').
+            if con.execute("select count(*) from pg_stat_activity where application_name like 'evident build %' "
+                           "and application_name not like 'evident build run %'").fetchone()[0]:
+                time.sleep(1.5)  # past the run's set-up, well inside the 5 s hold
                 return proc
         time.sleep(0.1)
     proc.kill()
@@ -53,7 +55,7 @@ def test_postgres_restarting_while_dbt_builds_is_retried_and_the_build_completes
     settings = landed_on(pg_cluster, tmp_path, sample_dir, "build_restart")
     proc = start_build(settings)
     pg_cluster.stop_server(mode="fast")
-    time.sleep(3.0)  # dbt starts meanwhile and finds the server gone
+    time.sleep(5.0)  # dbt starts meanwhile and finds the server gone
     pg_cluster.start_server()
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err

@@ -118,7 +118,8 @@ def stream_features(batches: list[list[Event]]) -> set[str]:
             sum(1 for u, start in old_starts if u == s[1] and s[2] <= start <= s[3]) > 1 for s in new_sessions
         ):
             features.add("late event merges sessions")
-        if any(start.date() != s.date() for (u, start) in new_starts - old_starts for (v, s) in old_starts - new_starts if u == v):
+        moved = [(start, s) for (u, start) in new_starts - old_starts for (v, s) in old_starts - new_starts if u == v]
+        if any(start.date() != s.date() for start, s in moved):
             features.add("session start moves to another date")
         changed_dates = {m[0] for m in set(old_metrics) ^ set(new_metrics)}
         new_event_dates = {e.event_ts.date() for e in new}

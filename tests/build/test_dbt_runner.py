@@ -7,8 +7,8 @@ import pytest
 
 from evident.build.dbt import build_args, default_target_dir, run_dbt_build
 from evident.engines.postgres import dbt_env_from_dsn
-from evident.project import find_project
 from evident.errors import ConfigError
+from evident.project import find_project
 
 try:
     from tests.dbt_helpers import DuckDBRawWarehouse, Event, dbt_build

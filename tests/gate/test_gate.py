@@ -30,11 +30,9 @@ from evident.gate.report import CheckResult, GateReport
 from evident.gate.runner import run_gate
 from evident.gate.store import gate_passed
 from evident.land.step import land
-from evident.pipeline.context import open_run
+from evident.pipeline.context import open_run, prepare_engine
 from evident.project import find_project
 from evident.sample import generate_sample
-from evident.pipeline.context import prepare_engine
-
 from tests.dbt_helpers import dbt_build
 from tests.helpers import settings_for
 
@@ -201,7 +199,7 @@ def test_good_marts_pass_on_both_engines(good_gate):
 def test_results_are_stored_in_the_control_plane_of_every_engine(good_gate, warehouse):
     report, stored, _, _ = good_gate
     _, batch_ids = warehouse
-    for engine, rows in stored.items():
+    for rows in stored.values():
         assert len(rows) == len(report.checks)
         assert {r[0] for r in rows} == {"postgres", "duckdb"}
         assert all(r[4] for r in rows)

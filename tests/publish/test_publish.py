@@ -8,10 +8,10 @@ import psycopg
 import pytest
 
 from evident.engines import DuckDBEngine, PostgresEngine
+from evident.pipeline.context import prepare_engine
 from evident.publish.marts import MARTS
 from evident.publish.step import publish_engine
 from evident.sample import generate_sample
-from evident.pipeline.context import prepare_engine
 from tests.helpers import query, run_cli, settings_for
 
 
@@ -25,7 +25,8 @@ def corrupt(settings, sql: str) -> None:
     for engine in settings.engines:
         if engine == "duckdb":
             con = duckdb.connect(str(settings.duckdb_path))
-            con.execute(sql.replace("analytics.", f'"{con.execute("select current_database()").fetchone()[0]}".analytics.'))
+            catalog = con.execute("select current_database()").fetchone()[0]
+            con.execute(sql.replace("analytics.", f'"{catalog}".analytics.'))
             con.close()
         else:
             with psycopg.connect(settings.postgres_dsn, autocommit=True) as con:

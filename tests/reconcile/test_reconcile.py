@@ -12,15 +12,19 @@ import pytest
 
 from evident import reconcile as rc
 from evident.engines import DuckDBEngine, PostgresEngine
-from evident.publish.marts import MARTS, published_ddl
 from evident.land.raw_tables import RAW_COLUMNS
 from evident.pipeline.context import prepare_engine
-
 from evident.project import find_project
+from evident.publish.marts import MARTS, published_ddl
 
 DAY0 = datetime(2026, 3, 1)
-# The run context the reconcile step reads its project from.
-SETTINGS = SimpleNamespace(project=find_project())
+
+
+def run_context(engines, run_id: str) -> SimpleNamespace:
+    """What the reconcile step reads of a pipeline.context.RunContext."""
+    return SimpleNamespace(engines=engines, settings=SimpleNamespace(project=find_project()), run_id=run_id,
+                           detail={}, status="succeeded")
+
 TYPES = ("login", "view_page", "add_to_cart", "purchase", "signup", "logout")
 
 
@@ -30,10 +34,11 @@ def raw_rows(n: int, days: int = 3, start: int = 0) -> list[tuple]:
         ts = DAY0 + timedelta(days=i % days, seconds=60 + (i * 7919) % 86000, microseconds=(i * 104729) % 1_000_000)
         kind = TYPES[i % len(TYPES)]
         key = hashlib.sha256(f"event-{i}".encode()).hexdigest()
-        rows.append((key, f"e{i}", 1 + i % 97, ts, kind, Decimal(f"{i % 500}.{i % 100:02d}") if kind == "purchase" else None,
+        value = Decimal(f"{i % 500}.{i % 100:02d}") if kind == "purchase" else None
+        rows.append((key, f"e{i}", 1 + i % 97, ts, kind, value,
                      None if i % 5 == 0 else f"1.{i % 4}.0", None if i % 3 else '{"k":"é中"}',
-                     hashlib.sha256(f"payload-{i}".encode()).hexdigest(), "batch-1", 1, "f.jsonl", i + 1, "app_events@1",
-                     datetime(2026, 3, 10)))
+                     hashlib.sha256(f"payload-{i}".encode()).hexdigest(), "batch-1", 1, "f.jsonl", i + 1,
+                     "app_events@1", datetime(2026, 3, 10)))
     return rows
 
 
@@ -50,8 +55,9 @@ def session_rows(n: int = 120) -> list[tuple]:
 def metric_rows() -> list[tuple]:
     names = ("active_users", "events", "signups", "purchases", "revenue", "sessions", "converting_sessions",
              "session_conversion_rate")
-    return [(date(2026, 3, 1) + timedelta(days=d), name, Decimal(f"{d * 10 + j}.{j:06d}") if name != "session_conversion_rate"
-             else Decimal("0.333333")) for d in range(3) for j, name in enumerate(names)]
+    return [(date(2026, 3, 1) + timedelta(days=d), name,
+             Decimal(f"{d * 10 + j}.{j:06d}") if name != "session_conversion_rate" else Decimal("0.333333"))
+            for d in range(3) for j, name in enumerate(names)]
 
 
 def load(engine, raw: list[tuple], sessions: list[tuple] | None = None, metrics: list[tuple] | None = None) -> None:
@@ -128,7 +134,8 @@ def test_changed_measure_is_different_in_that_column(loaded):
     loaded.pg.execute("update published.fct_sessions set revenue = revenue + 0.01 where session_id = %s", [session_id])
     report = rc.reconcile([loaded.duck, loaded.pg], "run-1", tables=["fct_sessions"])
     table, _, diff = only(report)
-    assert (table, diff.key, diff.kind, diff.columns) == ("published.fct_sessions", session_id, "different", ["revenue"])
+    assert (table, diff.key, diff.kind, diff.columns) == \
+        ("published.fct_sessions", session_id, "different", ["revenue"])
     assert Decimal(diff.postgres["revenue"]) - Decimal(diff.duckdb["revenue"]) == Decimal("0.01")
     part = report.mismatched[0]
     assert part.postgres_sums["revenue"] - part.duckdb_sums["revenue"] == Decimal("0.01")
@@ -219,7 +226,7 @@ def test_only_duckdb_configured_is_skipped(tmp_path):
     try:
         report = rc.reconcile([duck], "run-1")
         assert report.status == "skipped" and report.success and "EVIDENT_POSTGRES_DSN" in report.reason
-        ctx = SimpleNamespace(engines=[duck], settings=SETTINGS, run_id="run-1", detail={}, status="succeeded")
+        ctx = run_context([duck], "run-1")
         report = rc.run_reconcile(ctx)
         assert report.status == "skipped" and ctx.status == "succeeded"
         assert "skipped" in report.render()
@@ -239,7 +246,7 @@ def test_run_step_marks_batches_reconciled_or_fails(loaded):
     for engine in (loaded.duck, loaded.pg):
         _published_batch(engine, "b-ok", "2026-03-01,2026-03-02")
         _published_batch(engine, "b-bad", "2026-03-03")
-    ctx = SimpleNamespace(engines=[loaded.pg, loaded.duck], settings=SETTINGS, run_id="run-1", detail={}, status="succeeded")
+    ctx = run_context([loaded.pg, loaded.duck], "run-1")
     report = rc.run_reconcile(ctx)
     assert report.success
     for engine in (loaded.duck, loaded.pg):
@@ -250,7 +257,7 @@ def test_run_step_marks_batches_reconciled_or_fails(loaded):
         _published_batch(engine, "b-bad2", "2026-03-03")
     row = next(r for r in loaded.raw if r[3].date() == date(2026, 3, 3))
     loaded.pg.execute("delete from raw.app_events where idempotency_key = %s", [row[0]])
-    ctx = SimpleNamespace(engines=[loaded.pg, loaded.duck], settings=SETTINGS, run_id="run-2", detail={}, status="succeeded")
+    ctx = run_context([loaded.pg, loaded.duck], "run-2")
     with pytest.raises(rc.ReconciliationFailed) as failed:
         rc.run_reconcile(ctx)
     assert failed.value.exit_code == 1 and row[0] in str(failed.value) and ctx.status == "failed"
@@ -291,7 +298,8 @@ def test_table_missing_in_one_engine(engines):
     duck.bulk_insert("published.fct_daily_metrics", ["metric_date", "metric_name", "metric_value"], metric_rows())
     report = rc.reconcile([duck, pg], "run-1")
     part, = report.mismatched
-    assert (part.table, part.partition, part.duckdb_rows, part.postgres_rows) == ("published.fct_daily_metrics", "*", 24, 0)
+    assert (part.table, part.partition, part.duckdb_rows, part.postgres_rows) == \
+        ("published.fct_daily_metrics", "*", 24, 0)
     assert part.diffs[0].kind == "table_missing_in_postgres"
     assert not rc.validate_report(report).success
 
@@ -310,10 +318,10 @@ def test_usage_errors_are_configuration_errors(loaded):
 def test_reconcile_step_lines_for_the_run_summary(loaded):
     for engine in (loaded.duck, loaded.pg):
         _published_batch(engine, "b-1", "2026-03-01")
-    ctx = SimpleNamespace(engines=[loaded.pg, loaded.duck], settings=SETTINGS, run_id="run-1", detail={}, status="succeeded")
+    ctx = run_context([loaded.pg, loaded.duck], "run-1")
     lines = rc.reconcile_step(ctx)
     assert lines[0].startswith("reconcile: OK") and any("batches now reconciled" in line for line in lines)
-    duck_only = SimpleNamespace(engines=[loaded.duck], settings=SETTINGS, run_id="run-2", detail={}, status="succeeded")
+    duck_only = run_context([loaded.duck], "run-2")
     assert rc.reconcile_step(duck_only)[0].startswith("reconcile: skipped — Postgres is not configured")
 
 

@@ -17,17 +17,16 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evident.engines import ENGINE_CLASSES, dbt_target_environment
 from evident.config import temporary_environment
+from evident.engines import ENGINE_CLASSES, dbt_target_environment
 from evident.errors import ConfigError
 from evident.project import Project, find_project
-from evident.secrets import redact, register_dsn
+from evident.secrets import redact
 
 TARGETS = tuple(cls.name for cls in ENGINE_CLASSES)  # dbt targets are named like the engines
 

@@ -11,10 +11,10 @@ import shutil
 from dataclasses import dataclass
 
 from evident import faults
-from evident.control.batches import advance, batches_in, utcnow
 from evident.build.dbt import DbtOutcome, default_target_dir, run_dbt_build
+from evident.control.batches import advance, batches_in, utcnow
 from evident.engines import Engine
-from evident.errors import BuildFailed, ConfigError, TransientToolError, DataRejected
+from evident.errors import BuildFailed, ConfigError, TransientToolError
 from evident.pipeline.context import RunContext
 from evident.retention import prune_oldest_dirs
 from evident.retry import with_retry
@@ -57,7 +57,7 @@ def build(ctx: RunContext, *, full_refresh: bool = False, target: str = "all") -
 def _high_water_mark(engine: Engine) -> int:
     if not engine.table_exists("analytics", "fct_sessions"):  # first build: check everything
         return 0
-    return int(engine.fetchone("select coalesce(max(last_land_seq), 0) from analytics.fct_sessions")[0])
+    return int(engine.fetchvalue("select coalesce(max(last_land_seq), 0) from analytics.fct_sessions"))
 
 
 def _build_engine(ctx: RunContext, engine: Engine, full_refresh: bool) -> BuildResult:

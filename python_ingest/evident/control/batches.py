@@ -7,7 +7,7 @@ batch may be received again when whatever failed it has changed (a new contract,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from evident.engines import Engine
 from evident.errors import IllegalTransition
@@ -27,7 +27,7 @@ LEGAL: dict[str | None, frozenset[str]] = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def check_transition(batch_id: str, current: str | None, target: str) -> None:
@@ -83,8 +83,8 @@ def receive(engine: Engine, ref: BatchRef, run_id: str) -> None:
                  ref.code_revision, "received", run_id, now, now],
             )
             engine.execute(
-                "insert into evident.batch_transitions (batch_id, from_state, to_state, transitioned_at, run_id, reason) "
-                "values (%s, NULL, 'received', %s, %s, NULL)",
+                "insert into evident.batch_transitions (batch_id, from_state, to_state, transitioned_at, run_id, "
+                "reason) values (%s, NULL, 'received', %s, %s, NULL)",
                 [ref.batch_id, now, run_id],
             )
         else:

@@ -7,7 +7,8 @@ adapter for the piece, as SQLMesh's diff code asks its engine adapter.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Literal, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 ErrorKind = Literal["transient", "terminal", "configuration"]
 STAGE_KEYS_COLUMNS = ("idempotency_key", "payload_sha256", "source_line")
@@ -37,12 +38,19 @@ class Engine:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
 
+    def fetchvalue(self, sql: str, params: Sequence = ()) -> Any:
+        """The single value of a query that returns one row (an aggregate, a lookup that must succeed)."""
+        row = self.fetchone(sql, params)
+        if row is None:
+            raise LookupError(f"query returned no row: {' '.join(sql.split())[:120]}")
+        return row[0]
+
     def fetch_with_names(self, sql: str, params: Sequence = ()) -> tuple[list[str], list[tuple]]:
         """Column names and rows of a query."""
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator["Engine"]:
+    def transaction(self) -> Iterator[Engine]:
         raise NotImplementedError
         yield self  # pragma: no cover
 

@@ -127,10 +127,12 @@ class DuckDBEngine(Engine):
         if not isinstance(exc, duckdb.Error):
             return None
         text = str(exc)
+        if "Permission denied" in text:  # e.g. a commit that cannot create the WAL in a read-only folder
+            return "configuration"
         # Another process holds the file lock, or a write-write conflict between transactions.
         if "Could not set lock" in text or isinstance(exc, duckdb.TransactionException):
             return "transient"
-        if isinstance(exc, duckdb.IOException) and ("Permission denied" in text or "Read-only" in text
-                                                    or "read-only" in text):
-            return "configuration"
+        if isinstance(exc, duckdb.IOException) and ("Read-only" in text or "read-only" in text
+                                                    or "not a valid DuckDB database file" in text):
+            return "configuration"  # EVIDENT_DUCKDB_PATH names a file or folder we cannot use as a warehouse
         return "terminal"

@@ -24,8 +24,10 @@ the gate imports it before loading the file project (expectations/gx/great_expec
 """
 from __future__ import annotations
 
+import builtins
+from collections.abc import Generator
 from contextlib import contextmanager
-from typing import Any, Generator, Literal, Type
+from typing import Any, Literal
 
 import duckdb
 import sqlalchemy as sa
@@ -84,7 +86,7 @@ class EvidentDuckDBDatasource(SQLDatasource):
     type: Literal["evident_duckdb"] = "evident_duckdb"  # type: ignore[assignment]
 
     @property
-    def execution_engine_type(self) -> Type[SqlAlchemyExecutionEngine]:
+    def execution_engine_type(self) -> builtins.type[SqlAlchemyExecutionEngine]:
         return PersistentConnectionSqlAlchemyExecutionEngine
 
     def _substituted_connection_string(self) -> str:

@@ -25,7 +25,9 @@ class CheckResult:
     query: str | None = None  # unexpected-rows SQL with {batch} replaced by the validated table
 
     def as_row(self, run_id: str, batch_ids: str, validated_at: datetime) -> tuple:
-        clip = (lambda s: None if s is None else s[:_TEXT_LIMIT])
+        def clip(s: str | None) -> str | None:
+            return None if s is None else s[:_TEXT_LIMIT]
+
         observed = self.observed if not self.error else f"error: {self.error}"
         return (run_id, self.engine, self.suite, self.expectation_type, self.column, self.success,
                 clip(observed), clip(self.expected), clip(self.failing_sample), batch_ids, validated_at)

@@ -13,8 +13,6 @@ from evident.pipeline.context import RunContext
 from evident.retry import with_retry
 
 
-
-
 def gate(ctx: RunContext) -> GateReport:
     faults.point("gate.before")
     built = {e.name: with_retry(lambda: batches_in(e, "built"), what=f"{e.name}: listing built batches")

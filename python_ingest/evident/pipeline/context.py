@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from evident.config import Settings
 from evident.control.lock import RunLock

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from evident import faults
 from evident.config import Settings
@@ -35,7 +35,8 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool =
             outcomes = step("land", lambda: land(ctx))
             for engine, s in summarize(outcomes).items():
                 lines.append(f"land [{engine}]: batches {_counts(s['batches'])}; rows in {s['rows_in']}, landed "
-                             f"{s['rows_landed']}, quarantined {s['rows_quarantined']}, duplicate {s['rows_duplicate']}")
+                             f"{s['rows_landed']}, quarantined {s['rows_quarantined']}, "
+                             f"duplicate {s['rows_duplicate']}")
             for o in outcomes:
                 if o.status == "rejected":
                     lines.append(f"REJECTED [{o.engine}] {o.message}")

@@ -13,9 +13,9 @@ from evident import faults
 from evident.control.batches import advance, batches_in, utcnow
 from evident.engines import Engine
 from evident.errors import PublishRefused
-from evident.publish.marts import MARTS, Mart, published_ddl
 from evident.fingerprint import fingerprint
 from evident.pipeline.context import RunContext
+from evident.publish.marts import MARTS, Mart, published_ddl
 from evident.retry import with_retry
 
 
@@ -36,12 +36,12 @@ def _publish_mart(engine: Engine, mart: Mart) -> tuple[int, int]:
     # Keys whose published row is gone from, or differs from, the audited mart.
     engine.execute(f"create temp table evident_stale as select {keys} from "
                    f"(select {cols} from {target} except select {cols} from {audited}) changed")
-    deleted = engine.fetchone("select count(*) from evident_stale")[0]
+    deleted = engine.fetchvalue("select count(*) from evident_stale")
     match = " and ".join(f"p.{k} = s.{k}" for k in mart.key)
     engine.execute(f"delete from {target} as p where exists (select 1 from evident_stale as s where {match})")
     engine.execute("drop table evident_stale")
-    inserted = engine.fetchone(f"select count(*) from (select {cols} from {audited} except "
-                               f"select {cols} from {target}) fresh")[0]
+    inserted = engine.fetchvalue(f"select count(*) from (select {cols} from {audited} except "
+                                 f"select {cols} from {target}) fresh")
     engine.execute(f"insert into {target} ({cols}) select {cols} from {audited} except select {cols} from {target}")
     return inserted, deleted
 

@@ -33,9 +33,9 @@ partition column's own values, so an index on it (Postgres) makes them, and `--d
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Sequence
 
 from evident.engines import Engine
 from evident.errors import ConfigError
@@ -113,7 +113,7 @@ def _reconcile_table(sides: Sides, spec: TableSpec, date_from, date_to, max_keys
         if len(absent) == 2:
             return []
         present = sides.duck if exists[0] else sides.pg
-        rows = present.fetchone(f"select count(*) from {spec.name}" + (f" where {where}" if where else ""), params)[0]
+        rows = present.fetchvalue(f"select count(*) from {spec.name}" + (f" where {where}" if where else ""), params)
         return [PartitionResult(spec.name, "*", rows if exists[0] else 0, rows if exists[1] else 0, {}, {},
                                 "mismatched", spec.measure_tolerance, [KeyDiff("*", f"table_missing_in_{absent[0]}")])]
     duck_fp, pg_fp = sides.both(lambda e: grouped_fingerprints(

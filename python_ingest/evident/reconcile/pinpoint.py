@@ -151,6 +151,9 @@ def _judge(spec: TableSpec, result: PartitionResult) -> None:
         if d.kind != "different" or not set(d.columns) <= set(spec.measures):
             measure_only = False
             continue
+        if d.duckdb is None or d.postgres is None:
+            measure_only = False
+            continue
         for c in d.columns:
             try:
                 deltas.append(abs(Decimal(d.duckdb[c]) - Decimal(d.postgres[c])))

@@ -145,7 +145,10 @@ class ReconcileReport:
                 if p.truncated:
                     body.append(("", "", "", "", "…", f"more differing keys (first {len(p.diffs)} shown)", ""))
             widths = [min(66, max(len(h), *(len(r[i]) for r in body))) for i, h in enumerate(header[:-1])]
-            fmt = lambda r: "  ".join(_cut(v, w).ljust(w) for v, w in zip(r[:-1], widths)) + "  " + r[-1]
+
+            def fmt(r: tuple) -> str:
+                return "  ".join(_cut(v, w).ljust(w) for v, w in zip(r[:-1], widths)) + "  " + r[-1]
+
             lines += ["", fmt(header), fmt(tuple("-" * w for w in widths) + ("-" * 16,))]
             lines += [fmt(r) for r in body]
         if self.validation and self.validation.failures:

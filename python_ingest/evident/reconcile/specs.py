@@ -2,9 +2,9 @@
 measures, tolerance)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Sequence
 
 from evident.errors import ConfigError
 from evident.fingerprint import Column

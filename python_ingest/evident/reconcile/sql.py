@@ -23,7 +23,9 @@ def bucket_sql(spec: TableSpec, digits: int) -> str:
 
 def window(spec: TableSpec, date_from: date | None, date_to: date | None) -> tuple[str, list]:
     """Predicate on the partition column's own values (index-friendly) for a date window, both ends inclusive."""
-    col, clauses, params = ident(spec.partition_column), [], []
+    col = ident(spec.partition_column)
+    clauses: list[str] = []
+    params: list[date] = []
     if spec.partition_kind == "timestamp":
         if date_from:
             clauses.append(f"{col} >= %s")

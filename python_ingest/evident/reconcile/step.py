@@ -2,8 +2,8 @@
 and move published batches to `reconciled`."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Sequence
 
 from evident import faults
 from evident.control.batches import advance, batches_in

@@ -90,6 +90,7 @@ def validate_report(report: ReconcileReport, suite_path: Path | None = None) -> 
         if r.success:
             continue
         cfg = r.expectation_config
+        assert cfg is not None  # a validation result always carries the expectation it checked
         detail = r.result or {}
         sample = detail.get("partial_unexpected_list") or detail.get("partial_unexpected_index_list") or []
         errors = [v.get("exception_message") for v in (r.exception_info or {}).values()
