@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from evident import bench_dbt, bench_gate, bench_landing, bench_reconcile
+from benchmarks import bench_dbt, bench_gate, bench_landing, bench_reconcile
 
 
 def main() -> None:
