@@ -66,3 +66,61 @@ def quarantine_rows(settings: Settings, engine: str) -> list[tuple]:
 
 def engines_of(settings: Settings) -> list[str]:
     return settings.engines
+
+
+# ------------------------------------------------------------------ a project of one's own, the CLI from any folder
+PROJECT_PARTS = ("dbt_project", "python_ingest/contracts", "expectations", "profiles")
+
+
+def make_project(dest: Path) -> Path:
+    """A minimal copy of this project (what discovery looks for, plus profiles/) at `dest`; returns dest."""
+    import shutil
+
+    ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", "uncommitted", "__pycache__")
+    for part in PROJECT_PARTS:
+        shutil.copytree(REPO / part, dest / part, ignore=ignore)
+    return dest
+
+
+def project_settings(project_root: Path, pg_dsn: str | None = None) -> Settings:
+    """Settings for a project copy, with the default paths (warehouse/warehouse.duckdb, data/landing) in it."""
+    from evident.project import Project
+
+    return Settings(project=Project(project_root), duckdb_path=project_root / "warehouse" / "warehouse.duckdb",
+                    landing_dir=project_root / "data" / "landing", postgres_dsn=pg_dsn)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process' environment without any EVIDENT_* variable (so no EVIDENT_PROJECT_DIR), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENT_")}
+    env.update(extra)
+    return env
+
+
+def run_cli_in(cwd: Path, *args: str, timeout: float = 300, prefix: tuple[str, ...] = (),
+               **extra_env: str) -> subprocess.CompletedProcess:
+    """Run `evident ARGS` from `cwd` with no EVIDENT_* variable but `extra_env` (project found from cwd);
+    `prefix` runs it under another program (e.g. without_dac_override())."""
+    return subprocess.run([*prefix, sys.executable, "-m", "evident.cli", *args], env=clean_env(**extra_env),
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def without_dac_override() -> tuple[str, ...] | None:
+    """A command prefix under which file permissions apply to this process even as root (root minus the
+    capabilities that bypass them); () when not root; None when that cannot be had (the caller skips)."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        return ()
+    if not shutil.which("setpriv"):
+        return None
+    prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--")
+    with tempfile.TemporaryDirectory() as probe:
+        os.chmod(probe, 0o555)
+        try:
+            denied = subprocess.run([*prefix, sys.executable, "-c", f"open({str(Path(probe) / 'x')!r}, 'w')"],
+                                    capture_output=True, timeout=60).returncode != 0
+        finally:
+            os.chmod(probe, 0o755)
+    return prefix if denied else None

@@ -246,3 +246,24 @@ def test_a_malformed_dsn_is_a_usage_error_without_the_password(project, dsn, say
     assert "sekrit" not in result.stdout + result.stderr
     assert "retry" not in result.stderr  # found before any connection attempt
     assert not settings.duckdb_path.parent.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("wrong", ["password", "dbname"])
+@pytest.mark.parametrize("command", ["build", "status"])
+def test_a_wrong_password_or_database_is_a_configuration_error_not_an_outage(project, fresh_pg_dsn, wrong,
+                                                                            command):
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    password = conninfo_to_dict(fresh_pg_dsn)["password"]
+    dsn = make_conninfo(fresh_pg_dsn, **{wrong: "not_" + (password if wrong == "password" else "this_db")})
+    settings = project_settings(project, dsn)
+    duckdb_only = project_settings(project)
+    settings.landing_dir.mkdir(parents=True)
+    if command == "status":
+        assert run_cli(duckdb_only, "land").returncode == 0  # a warehouse to read, so Postgres is what fails
+    result = run_cli(settings, command)
+    assert result.returncode == 2, result.stderr
+    assert ("password authentication failed" if wrong == "password" else 'database "not_this_db" does not exist') \
+        in result.stderr
+    assert "retry" not in result.stderr and password not in result.stdout + result.stderr

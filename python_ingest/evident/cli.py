@@ -1,16 +1,21 @@
 """The `evident` command line. Thin: parse options, call library functions, map errors to exit codes once."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from evident import logs
-from evident.config import load_settings
-from evident.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, ConfigError, EvidentError
+from evident.config import load_settings, require_landing_dir
+from evident.errors import EXIT_DATA, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, ConfigError, EvidentError
 from evident.secrets import redact
 
 log = logging.getLogger("evident")
@@ -40,8 +45,10 @@ def cli(log_format: str, log_level: str) -> None:
               help="Share of records replaced by planted defects (every reason code).")
 def sample(out_dir: Path, events: int, days: int, seed: int, defect_rate: float) -> None:
     """Write a deterministic JSONL sample of app events (same seed → byte-identical files)."""
+    from evident.project import find_project
     from evident.sample import generate_sample
 
+    find_project()  # the sample follows the project's contracts: outside a project, exit 2 like every command
     try:
         result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
     except ValueError as exc:
@@ -52,17 +59,33 @@ def sample(out_dir: Path, events: int, days: int, seed: int, defect_rate: float)
 
 
 def _wait_option(f):
-    return click.option("--wait", is_flag=True, help="Wait for a running Evident run instead of exiting (75).")(f)
+    """`--wait` (up to 6 h), `--wait=SECONDS` or `--wait-timeout SECONDS`. The command gets `wait`: None (do not
+    wait: exit 75 at once when another run holds the lock) or the seconds to wait before exiting 75."""
+    from evident.control.lock import DEFAULT_WAIT_S, describe_wait
+
+    @functools.wraps(f)
+    def command(*args, wait: float | None, wait_timeout: float | None, **kwargs):
+        return f(*args, wait=wait_timeout if wait_timeout is not None else wait, **kwargs)
+
+    command = click.option(
+        "--wait-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+        help="Same as --wait=SECONDS.")(command)
+    return click.option(
+        "--wait", type=click.FloatRange(min=0), is_flag=False, flag_value=DEFAULT_WAIT_S, default=None,
+        metavar="[SECONDS]",
+        help=f"When another Evident run holds the warehouse lock, wait for it — up to SECONDS, default "
+             f"{describe_wait(DEFAULT_WAIT_S)} — instead of exiting 75 at once.")(command)
 
 
 @cli.command()
 @_wait_option
-def land(wait: bool) -> None:
+def land(wait: float | None) -> None:
     """Land every new file under the landing dir into raw.app_events (every configured engine)."""
     from evident.land.step import land as land_step
     from evident.pipeline.context import open_run
 
     settings = load_settings()
+    require_landing_dir(settings)
     with open_run(settings, "land", wait) as ctx:
         outcomes = land_step(ctx)
         _print_land(outcomes)
@@ -90,14 +113,16 @@ def _print_land(outcomes) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
-    """Batches by state, last successful land, rows landed and quarantined, per engine."""
+    """Batches by state, last successful land, rows landed and quarantined, per engine (reads only)."""
     from evident.pipeline.context import connect_engines
+    from evident.retry import with_retry
     from evident.status import engine_status, render
 
     settings = load_settings()
-    engines = connect_engines(settings, "evident status")
+    # Read-only: status never creates a warehouse file, a schema or a table (a mistyped path is exit 2).
+    engines = connect_engines(settings, "evident status", read_only=True)
     try:
-        statuses = [engine_status(e) for e in engines]
+        statuses = [with_retry(lambda: engine_status(e), what=f"{e.name}: reading the status") for e in engines]
     finally:
         for e in engines:
             e.close()
@@ -109,7 +134,7 @@ def status(as_json: bool) -> None:
 @click.option("--target", type=click.Choice(["all", "duckdb", "postgres"]), default="all", show_default=True,
               help="Which configured engine(s) to build.")
 @_wait_option
-def build(full_refresh: bool, target: str, wait: bool) -> None:
+def build(full_refresh: bool, target: str, wait: float | None) -> None:
     """dbt build (incremental unless --full-refresh) on each configured engine; landed batches become built."""
     from evident.build.step import build as build_step
     from evident.pipeline.context import open_run
@@ -122,7 +147,7 @@ def build(full_refresh: bool, target: str, wait: bool) -> None:
 
 @cli.command()
 @_wait_option
-def gate(wait: bool) -> None:
+def gate(wait: float | None) -> None:
     """Validate the audit area (analytics.*, raw) with the Great Expectations suites on every engine."""
     from evident.gate.step import gate as gate_step
     from evident.pipeline.context import open_run
@@ -134,7 +159,7 @@ def gate(wait: bool) -> None:
 
 @cli.command()
 @_wait_option
-def publish(wait: bool) -> None:
+def publish(wait: float | None) -> None:
     """Make published.* equal the audited marts, atomically; refused unless the gate passed on this build."""
     from evident.gate.step import passing_gates
     from evident.pipeline.context import open_run
@@ -151,7 +176,7 @@ def publish(wait: bool) -> None:
 @click.option("--date-from", help="First partition date to compare (YYYY-MM-DD).")
 @click.option("--date-to", help="Last partition date to compare (YYYY-MM-DD).")
 @_wait_option
-def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, wait: bool) -> None:
+def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, wait: float | None) -> None:
     """Compare raw and published marts between DuckDB and Postgres; report differing keys per partition."""
     from evident.pipeline.context import open_run
     from evident.reconcile.step import run_reconcile
@@ -163,11 +188,13 @@ def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | Non
 @cli.command()
 @click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
 @_wait_option
-def run(full_refresh: bool, wait: bool) -> None:
+def run(full_refresh: bool, wait: float | None) -> None:
     """Land everything new, build, gate, publish (and reconcile when Postgres is configured)."""
     from evident.pipeline.run import run_pipeline
 
-    code = run_pipeline(load_settings(), full_refresh=full_refresh, wait=wait, echo=_echo)
+    settings = load_settings()
+    require_landing_dir(settings)
+    code = run_pipeline(settings, full_refresh=full_refresh, wait=wait, echo=_echo)
     if code:
         raise _Exit(code)
 
@@ -228,6 +255,58 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # not an EvidentError: a bug, whatever it is
+        report = write_crash_report(exc, argv)
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        _echo(f"internal error (a bug in Evident): {what} — traceback written to "
+              f"{report or '(could not write it; see below)'}; please report it", err=True)
+        if report is None:
+            _echo("".join(traceback.format_exception(exc)), err=True)
+        return EXIT_INTERNAL
+
+
+def write_crash_report(exc: BaseException, argv: list[str] | None) -> Path | None:
+    """The full traceback of an internal error, redacted, in <project>/target/crash/<UTC time>-<pid>.txt (or
+    the temp dir outside a project or when that folder is not writable); None when nothing could be written."""
+    now = datetime.now(UTC)
+    text = "".join([
+        f"evident {' '.join(sys.argv[1:] if argv is None else argv)}\n",
+        f"at {now.isoformat(timespec='seconds')} pid {os.getpid()} evident {_version()} "
+        f"python {sys.version.split()[0]} "
+        f"cwd {os.getcwd()}\n\n",
+        *traceback.format_exception(exc),
+    ])
+    name = f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}.txt"
+    for folder in _crash_folders():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(redact(text), encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("evident")
+    except Exception:  # not installed (run from a source tree)
+        return "unknown"
+
+
+def _crash_folders() -> list[Path]:
+    folders = []
+    try:
+        from evident.project import find_project
+
+        folders.append(find_project().target_dir / "crash")
+    except Exception:  # outside a project (or the project itself is the problem): the temp dir will do
+        pass
+    folders.append(Path(tempfile.gettempdir()) / "evident-crash")
+    return folders
 
 
 if __name__ == "__main__":

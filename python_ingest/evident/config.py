@@ -6,6 +6,7 @@ environment wins over it. Relative paths are relative to the project folder.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from evident.errors import ConfigError
 from evident.project import Project, find_project
+from evident.secrets import register_dsn
 
 DEFAULT_DUCKDB_PATH = "warehouse/warehouse.duckdb"
 DEFAULT_LANDING_DIR = "data/landing"
@@ -46,6 +48,8 @@ def load_settings(env: dict[str, str] | None = None, project: Project | None = N
     merged = read_dotenv(project.root / ".env")
     merged.update(environ)
     dsn = (merged.get("EVIDENT_POSTGRES_DSN") or "").strip() or None
+    if dsn:
+        check_dsn(dsn)
     duckdb_path = project.resolve(merged.get("EVIDENT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
     landing = project.resolve(merged.get("EVIDENT_LANDING_DIR") or DEFAULT_LANDING_DIR)
     if duckdb_path.is_dir():
@@ -56,6 +60,39 @@ def load_settings(env: dict[str, str] | None = None, project: Project | None = N
                           f"got {workers!r}")
     return Settings(project=project, duckdb_path=duckdb_path, landing_dir=landing, postgres_dsn=dsn,
                     land_workers=int(workers) if workers else None)
+
+
+def check_dsn(dsn: str) -> None:
+    """A malformed EVIDENT_POSTGRES_DSN is a configuration error (exit 2), found before any connection attempt
+    (libpq would otherwise fail to resolve it over and over, like a server that is down). The message never
+    quotes the DSN: it may hold a password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    register_dsn(dsn)
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg.ProgrammingError; its text quotes parts of the DSN
+        reason = re.sub(r'"[^"]*"', '"…"', " ".join(str(exc).split())).rstrip(":. ")
+        raise ConfigError(f"EVIDENT_POSTGRES_DSN is not a valid libpq URL or key=value DSN ({reason}); "
+                          "expected e.g. postgresql://user@host:5432/dbname or 'host=… dbname=…'") from None
+    port = str(parts.get("port") or "")
+    bad_ports = [p for p in port.split(",") if p.strip() and not p.strip().isdigit()]
+    if bad_ports:
+        raise ConfigError(f"EVIDENT_POSTGRES_DSN: port {bad_ports[0]!r} is not a port number")
+
+
+def require_landing_dir(settings: Settings) -> Path:
+    """The landing dir of a command that reads it (land, run): missing is a configuration error, never
+    "nothing to do" — a mistyped path would otherwise look like a quiet day."""
+    path = settings.landing_dir
+    where = f"EVIDENT_LANDING_DIR, default {DEFAULT_LANDING_DIR}; relative paths are relative to the project " \
+            f"folder {settings.project.root}"
+    if not path.exists():
+        raise ConfigError(f"the landing dir {path} does not exist ({where}); create it or point "
+                          "EVIDENT_LANDING_DIR at the folder where source files arrive")
+    if not path.is_dir():
+        raise ConfigError(f"the landing dir {path} is not a directory ({where})")
+    return path
 
 
 @contextmanager

@@ -1,4 +1,11 @@
-"""Keep secrets out of logs and messages: every string we print passes through redact()."""
+"""Keep secrets out of logs and messages: every string we print passes through redact().
+
+Two layers. Passwords in DSN-shaped text are masked whatever they are: URL userinfo
+(`scheme://user:PASSWORD@host`) and key=value forms (`password=…`, `PGPASSWORD=…`, `"password": "…"`).
+Secrets registered with register_dsn() are also masked wherever they appear as a whole token (not inside a
+longer word) — but only when they are long enough to mean something: masking every `x` of a message for a
+one-letter password would garble the message and, by the gaps, spell out the password.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,10 +13,15 @@ import re
 
 from psycopg.conninfo import conninfo_to_dict
 
+# Shorter secrets are masked only in DSN-shaped text (see the module docstring).
+MIN_FREE_TEXT_SECRET = 6
+
 _SECRETS: set[str] = set()
+_secret_patterns: list[re.Pattern[str]] = []
 # URL userinfo (scheme://user:PASSWORD@host) and key=value DSN passwords.
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s/]+)(@)")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_JSON_PASSWORD = re.compile(r"""(["']?password["']?\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""", re.IGNORECASE)
 
 
 def register_dsn(dsn: str | None) -> None:
@@ -21,14 +33,24 @@ def register_dsn(dsn: str | None) -> None:
     except Exception:  # an unparsable DSN is reported elsewhere; mask it whole
         password = dsn
     if password:
-        _SECRETS.add(str(password))
+        register_secret(str(password))
+
+
+def register_secret(secret: str) -> None:
+    if not secret or secret in _SECRETS:
+        return
+    _SECRETS.add(secret)
+    if len(secret) >= MIN_FREE_TEXT_SECRET:
+        _secret_patterns.append(re.compile(rf"(?<![\w]){re.escape(secret)}(?![\w])"))
+        _secret_patterns.sort(key=lambda p: len(p.pattern), reverse=True)
 
 
 def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(r"\1***\3", text)
     text = _KV_PASSWORD.sub(r"\1***", text)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
+    text = _JSON_PASSWORD.sub(r'\1"***"', text)
+    for pattern in _secret_patterns:
+        text = pattern.sub("***", text)
     return text
 
 

@@ -1,7 +1,6 @@
 """Secrets stay secret; the reader role reads published.* and nothing else."""
 from __future__ import annotations
 
-
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -13,10 +12,66 @@ from evident.secrets import redact, register_dsn
 from tests.helpers import run_cli, settings_for
 
 
+@pytest.fixture
+def one_letter_dsn(fresh_pg_dsn):
+    """DSN of a login role whose password is the single letter x (and that owns its database)."""
+    with psycopg.connect(fresh_pg_dsn, autocommit=True) as con:
+        con.execute("drop role if exists one_letter")
+        con.execute("create role one_letter login password 'x'")
+        dbname = con.execute("select current_database()").fetchone()[0]
+        con.execute(f'grant all on database "{dbname}" to one_letter')
+        con.execute("grant create on schema public to one_letter")
+    yield make_conninfo(fresh_pg_dsn, user="one_letter", password="x")
+    with psycopg.connect(fresh_pg_dsn, autocommit=True) as con:
+        con.execute(f'revoke all on database "{dbname}" from one_letter')
+        con.execute("drop owned by one_letter cascade")
+        con.execute("drop role one_letter")
+
+
 def test_redact_masks_passwords_in_urls_and_key_value_dsns():
     register_dsn("postgresql://u:s3cr3t-pw@h/db")
     assert "s3cr3t-pw" not in redact("failed: postgresql://u:s3cr3t-pw@h/db and password=s3cr3t-pw and s3cr3t-pw")
     assert "hunter2" not in redact("host=h password='hunter2' dbname=x")
+
+
+def test_a_one_letter_password_is_masked_in_dsns_without_garbling_messages():
+    register_dsn("postgresql://evident:x@localhost:5432/x_db")
+    register_dsn("host=localhost user=evident password=q")
+    message = "the landing dir /data/inbox does not exist (EVIDENT_LANDING_DIR); next: fix it, x"
+    assert redact(message) == message
+    assert redact("connecting to postgresql://evident:x@localhost:5432/x_db failed") == \
+        "connecting to postgresql://evident:***@localhost:5432/x_db failed"
+    assert redact("dsn: host=localhost user=evident password=q dbname=quux") == \
+        "dsn: host=localhost user=evident password=*** dbname=quux"
+    assert redact('{"password": "x", "user": "xavier"}') == '{"password": "***", "user": "xavier"}'
+    assert redact("EVIDENT_PG_PASSWORD=x PGPASSWORD='x'") == "EVIDENT_PG_PASSWORD=*** PGPASSWORD=***"
+
+
+def test_long_secrets_are_masked_as_whole_tokens_anywhere():
+    register_dsn("postgresql://evident:Tr0ub4dor-and-3@h/db")
+    assert redact("auth with Tr0ub4dor-and-3 failed") == "auth with *** failed"
+    assert redact("quoted 'Tr0ub4dor-and-3'.") == "quoted '***'."
+
+
+def test_a_one_letter_password_leaves_the_cli_messages_intact(one_letter_dsn, tmp_path):
+    settings = settings_for(tmp_path, one_letter_dsn)
+    settings.landing_dir.mkdir(parents=True)
+    generate_sample(settings.landing_dir, events=200, days=1, seed=11)
+    landed = run_cli(settings, "land")
+    assert landed.returncode == 0, landed.stderr
+    assert "[postgres] batches: landed 1; rows in" in landed.stdout and "***" not in landed.stdout
+    status = run_cli(settings, "status", "--json")
+    assert status.returncode == 0 and "***" not in status.stdout
+    missing = tmp_path / "inbox-x"
+    result = run_cli(settings, "land", EVIDENT_LANDING_DIR=str(missing))
+    assert result.returncode == 2
+    assert f"the landing dir {missing} does not exist (EVIDENT_LANDING_DIR" in result.stderr
+    assert "***" not in result.stderr
+    # In DSN form the password is masked even though it is one letter.
+    bad = make_conninfo(one_letter_dsn, port="notaport")
+    result = run_cli(settings_for(tmp_path / "bad", bad), "status")
+    assert result.returncode == 2 and "is not a port number" in result.stderr
+    assert ":x@" not in result.stderr and "password=x" not in result.stderr
 
 
 def test_the_dsn_password_never_reaches_any_output(fresh_pg_dsn, tmp_path):

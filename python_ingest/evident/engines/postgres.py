@@ -164,8 +164,9 @@ class PostgresEngine(Engine):
             return "terminal"
         if isinstance(exc, psycopg.ProgrammingError) and "invalid" in str(exc).lower():
             return "configuration"  # an unparsable connection string
-        if isinstance(exc, psycopg.OperationalError) and "authentication failed" in str(exc):
-            return "configuration"
+        if isinstance(exc, psycopg.OperationalError) and any(
+                text in str(exc) for text in ("authentication failed", "does not exist", "no pg_hba.conf entry")):
+            return "configuration"  # refused at connect for who or what was asked: wrong password, database, role
         # No SQLSTATE: the connection itself failed (refused, reset, server gone).
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             return "transient"

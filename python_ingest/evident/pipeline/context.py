@@ -54,7 +54,7 @@ def prepare_engine(engine: Engine) -> None:
 
 
 @contextlib.contextmanager
-def open_run(settings: Settings, command: str, wait: bool = False) -> Iterator[RunContext]:
+def open_run(settings: Settings, command: str, wait: bool | float | None = False) -> Iterator[RunContext]:
     run_id = new_run_id()
     revision = code_revision(settings.project.root)
     with RunLock(settings.duckdb_path, settings.postgres_dsn, run_id, command, wait):

@@ -12,7 +12,7 @@ from evident.land.step import land, summarize
 from evident.pipeline.context import RunContext, open_run
 
 
-def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool = False,
+def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool | float | None = False,
                  echo: Callable[[str], None] = print) -> int:
     """Run every step; a failing step stops the run (published.* stays as it was). Returns the exit code."""
     from evident.build.step import build
