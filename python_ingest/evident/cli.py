@@ -91,7 +91,7 @@ def land(wait: float | None) -> None:
         _print_land(outcomes)
         rejected = [o for o in outcomes if o.status == "rejected"]
     if rejected:
-        raise _Exit(EXIT_DATA)
+        raise click.exceptions.Exit(EXIT_DATA)
 
 
 def _print_land(outcomes) -> None:
@@ -196,7 +196,7 @@ def run(full_refresh: bool, wait: float | None) -> None:
     require_landing_dir(settings)
     code = run_pipeline(settings, full_refresh=full_refresh, wait=wait, echo=_echo)
     if code:
-        raise _Exit(code)
+        raise click.exceptions.Exit(code)
 
 
 @cli.command()
@@ -232,18 +232,12 @@ def setup_roles(role: str) -> None:
           f"Grant it with: grant {role} to <login role>;")
 
 
-class _Exit(Exception):
-    def __init__(self, code: int):
-        self.code = code
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: the one place where errors become exit codes."""
     try:
-        cli.main(args=argv, standalone_mode=False, prog_name="evident")
-        return EXIT_OK
-    except _Exit as exc:
-        return exc.code
+        # standalone_mode=False: click returns the code of a command's click.exceptions.Exit instead of exiting
+        code = cli.main(args=argv, standalone_mode=False, prog_name="evident")
+        return code if isinstance(code, int) else EXIT_OK
     except EvidentError as exc:
         _echo(f"error ({exc.reason}): {exc}", err=True)
         return exc.exit_code

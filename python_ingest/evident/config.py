@@ -6,12 +6,12 @@ environment wins over it. Relative paths are relative to the project folder.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from evident.engines.postgres import parse_dsn
 from evident.errors import ConfigError
 from evident.project import Project, find_project
 from evident.secrets import register_dsn
@@ -49,7 +49,8 @@ def load_settings(env: dict[str, str] | None = None, project: Project | None = N
     merged.update(environ)
     dsn = (merged.get("EVIDENT_POSTGRES_DSN") or "").strip() or None
     if dsn:
-        check_dsn(dsn)
+        register_dsn(dsn)
+        parse_dsn(dsn)  # malformed → ConfigError now, not a retried connection failure later
     duckdb_path = project.resolve(merged.get("EVIDENT_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
     landing = project.resolve(merged.get("EVIDENT_LANDING_DIR") or DEFAULT_LANDING_DIR)
     if duckdb_path.is_dir():
@@ -60,25 +61,6 @@ def load_settings(env: dict[str, str] | None = None, project: Project | None = N
                           f"got {workers!r}")
     return Settings(project=project, duckdb_path=duckdb_path, landing_dir=landing, postgres_dsn=dsn,
                     land_workers=int(workers) if workers else None)
-
-
-def check_dsn(dsn: str) -> None:
-    """A malformed EVIDENT_POSTGRES_DSN is a configuration error (exit 2), found before any connection attempt
-    (libpq would otherwise fail to resolve it over and over, like a server that is down). The message never
-    quotes the DSN: it may hold a password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    register_dsn(dsn)
-    try:
-        parts = conninfo_to_dict(dsn)
-    except Exception as exc:  # psycopg.ProgrammingError; its text quotes parts of the DSN
-        reason = re.sub(r'"[^"]*"', '"…"', " ".join(str(exc).split())).rstrip(":. ")
-        raise ConfigError(f"EVIDENT_POSTGRES_DSN is not a valid libpq URL or key=value DSN ({reason}); "
-                          "expected e.g. postgresql://user@host:5432/dbname or 'host=… dbname=…'") from None
-    port = str(parts.get("port") or "")
-    bad_ports = [p for p in port.split(",") if p.strip() and not p.strip().isdigit()]
-    if bad_ports:
-        raise ConfigError(f"EVIDENT_POSTGRES_DSN: port {bad_ports[0]!r} is not a port number")
 
 
 def require_landing_dir(settings: Settings) -> Path:

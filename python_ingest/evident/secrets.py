@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import re
 
-from psycopg.conninfo import conninfo_to_dict
-
 # Shorter secrets are masked only in DSN-shaped text (see the module docstring).
 MIN_FREE_TEXT_SECRET = 6
 
@@ -28,12 +26,11 @@ def register_dsn(dsn: str | None) -> None:
     """Remember the password inside a DSN so it is masked wherever it shows up."""
     if not dsn:
         return
-    try:
-        password = conninfo_to_dict(dsn).get("password")
-    except Exception:  # an unparsable DSN is reported elsewhere; mask it whole
-        password = dsn
+    from evident.engines.postgres import dsn_password  # lazy: the engines import this module
+
+    password = dsn_password(dsn)
     if password:
-        register_secret(str(password))
+        register_secret(password)
 
 
 def register_secret(secret: str) -> None:

@@ -15,9 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
 from evident.control.batches import utcnow
+from evident.engines import Engine, PostgresEngine
 from evident.errors import ConfigError, LockHeld
 from evident.retry import with_retry
 
@@ -63,7 +62,7 @@ class RunLock:
         self.timeout = wait_seconds(wait)
         self._deadline: float | None = None
         self._fd: int | None = None
-        self._pg: psycopg.Connection | None = None
+        self._pg: Engine | None = None  # the session holding the advisory lock
 
     def __enter__(self) -> RunLock:
         self._deadline = None if self.timeout is None else time.monotonic() + self.timeout
@@ -144,19 +143,16 @@ class RunLock:
             self._fd = None
 
     # ---- the Postgres half
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self) -> Engine:
         assert self.dsn is not None
         dsn, h = self.dsn, self.holder
         name = f"evident {h['command']} run {h['run_id']} pid {h['pid']}@{h['host']}"
-        return with_retry(
-            lambda: psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name=name[:63]),
-            what="connecting to Postgres for the run lock")
+        return with_retry(lambda: PostgresEngine(dsn, name[:63]), what="connecting to Postgres for the run lock")
 
     def _try_postgres(self) -> bool:
-        if self._pg is None or self._pg.closed:
+        if self._pg is None:
             self._pg = self._connect()
-        row = self._pg.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()
-        return bool(row and row[0])
+        return self._pg.try_advisory_lock(ADVISORY_KEY)  # a dropped session reconnects
 
     def _lock_postgres(self) -> None:
         attempt = 0
@@ -174,11 +170,7 @@ class RunLock:
 
     def _postgres_holder(self) -> str:
         assert self._pg is not None
-        row = self._pg.execute(
-            "select a.application_name, a.pid, a.backend_start from pg_locks l join pg_stat_activity a using (pid) "
-            "where l.locktype = 'advisory' and l.granted and l.objid = (%s::bigint & 4294967295)::oid limit 1",
-            [ADVISORY_KEY]).fetchone()
-        return f"{row[0]!r} (backend pid {row[1]}, since {row[2]:%Y-%m-%d %H:%M:%S})" if row else "another session"
+        return self._pg.advisory_lock_holder(ADVISORY_KEY)
 
 
 def _check_writable(folder: Path) -> None:

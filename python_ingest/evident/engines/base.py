@@ -68,6 +68,13 @@ class Engine:
     def close(self) -> None:
         raise NotImplementedError
 
+    # ---- run lock (engines whose server is shared between hosts hold one too)
+    def try_advisory_lock(self, key: int) -> bool:
+        raise NotImplementedError
+
+    def advisory_lock_holder(self, key: int) -> str:
+        raise NotImplementedError
+
     # ---- dialect pieces
     def session_setup(self) -> None:
         """Pin session settings the canonical row text depends on (see evident.fingerprint)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -38,12 +39,29 @@ _LIBPQ_ENV_KEYS = {
 
 
 def parse_dsn(dsn: str) -> dict[str, str]:
-    """The DSN's parameters; ConfigError (never quoting the DSN: it may hold a password) when unparsable."""
+    """The DSN's parameters. A malformed DSN is a configuration error (exit 2), found before any connection
+    attempt (libpq would otherwise fail to resolve it over and over, like a server that is down). The message
+    never quotes the DSN: it may hold a password."""
     try:
         parts = conninfo_to_dict(dsn)
-    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the DSN
-        raise ConfigError("EVIDENT_POSTGRES_DSN is not a valid libpq URL or key=value DSN") from exc
+    except Exception as exc:  # psycopg.ProgrammingError; its text quotes parts of the DSN
+        reason = re.sub(r'"[^"]*"', '"…"', " ".join(str(exc).split())).rstrip(":. ")
+        raise ConfigError(f"EVIDENT_POSTGRES_DSN is not a valid libpq URL or key=value DSN ({reason}); "
+                          "expected e.g. postgresql://user@host:5432/dbname or 'host=… dbname=…'") from None
+    port = str(parts.get("port") or "")
+    bad_ports = [p for p in port.split(",") if p.strip() and not p.strip().isdigit()]
+    if bad_ports:
+        raise ConfigError(f"EVIDENT_POSTGRES_DSN: port {bad_ports[0]!r} is not a port number")
     return {k: str(v) for k, v in parts.items() if v is not None and str(v) != ""}
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password inside a DSN, if any; the whole DSN when it cannot be parsed (then it is masked whole)."""
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:
+        return dsn
+    return str(password) if password else None
 
 
 class PostgresEngine(Engine):
@@ -126,6 +144,17 @@ class PostgresEngine(Engine):
     def close(self):
         if self._con is not None:
             self._con.close()
+
+    def try_advisory_lock(self, key: int) -> bool:
+        """A session-level advisory lock, held until this session closes."""
+        return bool(self.fetchvalue("select pg_try_advisory_lock(%s)", [key]))
+
+    def advisory_lock_holder(self, key: int) -> str:
+        row = self.fetchone(
+            "select a.application_name, a.pid, a.backend_start from pg_locks l join pg_stat_activity a using (pid) "
+            "where l.locktype = 'advisory' and l.granted and l.objid = (%s::bigint & 4294967295)::oid limit 1",
+            [key])
+        return f"{row[0]!r} (backend pid {row[1]}, since {row[2]:%Y-%m-%d %H:%M:%S})" if row else "another session"
 
     def session_setup(self) -> None:
         # The canonical text of timestamps and dates is the engine's own cast to varchar: ISO on both engines
