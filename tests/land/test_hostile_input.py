@@ -1,12 +1,14 @@
 """A generated corpus of hostile input: the run never crashes, nothing bad reaches raw.app_events, every bad
-record is quarantined with its reason code and line, good records in the same file still land — unless the
-batch exceeds the quarantine threshold, and then the batch fails and says so."""
+record is quarantined with its reason code, line and raw text as delivered, good records in the same file still
+land — unless the batch exceeds the quarantine threshold, and then the batch fails and says so."""
 from __future__ import annotations
 
 import pytest
 
+from evident.land.step import land
+from evident.pipeline.context import open_run
 from tests.helpers import query, run_cli, settings_for
-from tests.hostile import corpus
+from tests.hostile import corpus, stored_raw_text
 
 CASES = corpus()
 
@@ -27,8 +29,8 @@ def landed(request, tmp_path_factory):
     settings.landing_dir.mkdir(parents=True)
     expected = {}
     for case in CASES:
-        data, bad = case.content()
-        (settings.landing_dir / f"{case.name}.jsonl").write_bytes(data)
+        data, bad = case.content_with_raw()
+        (settings.landing_dir / case.file_name).write_bytes(data)
         expected[case.name] = bad
     result = run_cli(settings, "land")
     return settings, expected, result
@@ -47,12 +49,16 @@ def test_the_land_finishes_with_a_clear_verdict_and_no_traceback(landed):
 def test_each_hostile_case_is_quarantined_exactly_and_good_rows_still_land(landed, case):
     settings, expected, _ = landed
     for engine in settings.engines:
-        quarantined = query(settings, engine, "select line_number, reason_code from raw.app_events_quarantine "
-                                              f"where source_file = '{case.name}.jsonl' order by line_number")
-        assert quarantined == expected[case.name], engine
-        rows = query(settings, engine, f"select count(*) from raw.app_events where source_file = '{case.name}.jsonl'")
+        quarantined = query(settings, engine, "select line_number, reason_code, raw_text "
+                                              "from raw.app_events_quarantine "
+                                              f"where source_file = '{case.file_name}' order by line_number")
+        assert [(n, reason) for n, reason, _ in quarantined] == \
+            [(n, reason) for n, reason, _ in expected[case.name]], engine
+        # the raw text exactly as delivered (bytes that are not UTF-8 escaped as \xNN, NUL as \x00)
+        assert [raw for _, _, raw in quarantined] == [stored_raw_text(raw) for _, _, raw in expected[case.name]]
+        rows = query(settings, engine, f"select count(*) from raw.app_events where source_file = '{case.file_name}'")
         assert rows == [(case.good_rows,)], engine
-        state = query(settings, engine, f"select state from evident.batches where source_file = '{case.name}.jsonl'")
+        state = query(settings, engine, f"select state from evident.batches where source_file = '{case.file_name}'")
         assert state == [("failed" if case.verdict == "rejected" else "landed",)], engine
 
 
@@ -62,3 +68,45 @@ def test_injection_text_lands_verbatim_as_data(landed):
         assert query(settings, engine, "select event_id, app_version from raw.app_events "
                                        "where source_file = 'sql_injection.jsonl' and event_id like '%drop table%'") \
             == [("'; drop table raw.app_events; --", "'; drop table raw.app_events; --")]
+
+
+def test_a_conflict_with_an_earlier_batch_keeps_the_first_row_and_the_later_line_as_delivered(landed):
+    settings, _, _ = landed
+    for engine in settings.engines:
+        assert query(settings, engine, "select source_file, value, properties from raw.app_events "
+                                       "where event_id = 'conflict-1'") == \
+            [("conflict_earlier_batch_1.jsonl", 5, '{"cart":[1,2],"note":"first"}')]
+
+
+def test_both_engines_hold_the_same_rows_and_quarantine(landed):
+    settings, _, _ = landed
+    if len(settings.engines) < 2:
+        pytest.skip("DuckDB only")
+    for sql in ("select idempotency_key, event_id, user_id, event_ts, event_type, value, app_version, properties, "
+                "payload_sha256, source_file, source_line from raw.app_events order by idempotency_key",
+                "select source_file, line_number, reason_code, message, raw_text, idempotency_key "
+                "from raw.app_events_quarantine order by source_file, line_number"):
+        assert query(settings, "postgres", sql) == query(settings, "duckdb", sql)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_after_any_hostile_file_the_files_after_it_land_and_a_rerun_goes_on(case, tmp_path):
+    """A record that crashed the land made every rerun crash on it too, and the files after it never landed."""
+    settings = settings_for(tmp_path)
+    settings.landing_dir.mkdir(parents=True)
+    (settings.landing_dir / case.file_name).write_bytes(case.content()[0])
+    (settings.landing_dir / "zz_clean.jsonl").write_bytes(
+        b'{"event_id":"clean","user_id":5,"event_ts":"2026-03-01T00:00:00Z","event_type":"login"}\n')
+    for attempt in ("first", "rerun"):
+        with open_run(settings, "land") as ctx:
+            outcomes = {o.source_file: o.status for o in land(ctx)}
+        if attempt == "first":
+            assert outcomes == {case.file_name: "rejected" if case.verdict == "rejected" else "landed",
+                                "zz_clean.jsonl": "landed"}
+        else:
+            assert outcomes == {case.file_name: "previously_rejected" if case.verdict == "rejected" else "unchanged",
+                                "zz_clean.jsonl": "unchanged"}
+    assert query(settings, "duckdb", "select source_file, state from evident.batches order by 1") == \
+        [(case.file_name, "failed" if case.verdict == "rejected" else "landed"), ("zz_clean.jsonl", "landed")]
+    assert query(settings, "duckdb", "select event_id from raw.app_events where source_file = 'zz_clean.jsonl'") \
+        == [("clean",)]

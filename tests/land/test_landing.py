@@ -10,17 +10,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from evident.land import loader as landing
 from evident.control.batches import check_transition, transition
-from evident.land.contracts import load_contract
 from evident.engines import DuckDBEngine
 from evident.errors import IllegalTransition, PermanentDatabaseError
+from evident.land import loader as landing
+from evident.land.contracts import load_contract
 from evident.land.step import land
-from evident.pipeline.context import open_run
+from evident.pipeline.context import open_run, prepare_engine
 from evident.sample import generate_sample
-from evident.pipeline.context import prepare_engine
-
-from tests.helpers import query, quarantine_rows, raw_rows, run_cli, settings_for
+from tests.helpers import quarantine_rows, query, raw_rows, run_cli, settings_for
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -184,7 +182,7 @@ def test_manifest_holds_the_replay_metadata(settings, clean_sample):
                                        "rows_in, rows_landed, rows_quarantined, rows_duplicate, landed_checksum, "
                                        "min_event_ts, event_dates, land_seq from evident.batches order by land_seq")
         assert [r[12] for r in rows] == list(range(1, len(rows) + 1))
-        for (src, sha, contract_id, rev, state, n_in, n_landed, n_q, n_dup, checksum, min_ts, dates, _) in rows:
+        for (_src, sha, contract_id, rev, state, n_in, n_landed, n_q, n_dup, checksum, min_ts, dates, _) in rows:
             assert len(sha) == 64 and contract_id == load_contract().contract_id and rev
             assert state == "landed" and n_in == n_landed + n_q + n_dup and len(checksum) == 64
             assert min_ts is not None and dates

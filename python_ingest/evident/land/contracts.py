@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ import yaml
 from evident.errors import ContractError
 from evident.project import Project, find_project
 
-FIELD_TYPES = {"string", "integer", "timestamp", "decimal", "object"}
+FIELD_TYPES = {"string", "integer", "decimal", "boolean", "timestamp", "date", "object"}
+DEFAULT_SCALE = 2  # decimal places a decimal field allows unless its rule says `scale`
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,12 @@ class FieldRule:
     minimum: Any = None
     maximum: Any = None
     maximum_exclusive: Any = None
-    max_decimal_places: int | None = None
+    scale: int | None = None  # decimal: allowed decimal places (`scale`, or its older name `max_decimal_places`)
+    pattern: re.Pattern[str] | None = None  # string: a regular expression the whole value must match
+
+    @property
+    def max_decimal_places(self) -> int | None:
+        return self.scale
 
 
 @dataclass(frozen=True)
@@ -50,15 +58,38 @@ def contract_path(name: str, version: int, project: Project | None = None) -> Pa
 
 
 def _parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+
+
+def _scale(name: str, kind: str, spec: dict) -> int | None:
+    if kind != "decimal":
+        return None
+    given = {key: spec[key] for key in ("scale", "max_decimal_places") if spec.get(key) is not None}
+    if len(set(given.values())) > 1:
+        raise ContractError(f"field {name!r}: scale and max_decimal_places disagree ({given})")
+    scale = next(iter(given.values()), DEFAULT_SCALE)
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 0:
+        raise ContractError(f"field {name!r}: scale must be a whole number >= 0, got {scale!r}")
+    return scale
+
+
+def _pattern(name: str, spec: dict) -> re.Pattern[str] | None:
+    if spec.get("pattern") is None:
+        return None
+    try:
+        return re.compile(str(spec["pattern"]))
+    except re.error as exc:
+        raise ContractError(f"field {name!r}: pattern {spec['pattern']!r} is not a regular expression: {exc}") from None
 
 
 def _rule(name: str, spec: dict) -> FieldRule:
     kind = spec.get("type")
     if kind not in FIELD_TYPES:
         raise ContractError(f"field {name!r}: unknown type {kind!r}")
-    bound = _parse_ts if kind == "timestamp" else (Decimal if kind == "decimal" else (lambda v: v))
-    convert = lambda v: None if v is None else bound(str(v) if kind in ("decimal", "timestamp") else v)  # noqa: E731
+    bounds: dict[str, Callable[[str], Any]] = {"timestamp": _parse_ts, "decimal": Decimal, "date": date.fromisoformat}
+    bound = bounds.get(kind, lambda v: v)
+    textual = kind in ("decimal", "timestamp", "date")
+    convert = lambda v: None if v is None else bound(str(v) if textual else v)  # noqa: E731
     return FieldRule(
         name=name,
         type=kind,
@@ -69,7 +100,8 @@ def _rule(name: str, spec: dict) -> FieldRule:
         minimum=convert(spec.get("minimum")),
         maximum=convert(spec.get("maximum")),
         maximum_exclusive=convert(spec.get("maximum_exclusive")),
-        max_decimal_places=spec.get("max_decimal_places"),
+        scale=_scale(name, kind, spec),
+        pattern=_pattern(name, spec),
     )
 
 

@@ -3,8 +3,11 @@
 Per file (= batch, identified by path + content SHA-256):
   1. read and hash; an engine whose checkpoint already holds this content has nothing to do (cheap no-op);
   2. validate every record once, in Python, against the pinned contract; dedupe within the batch (on large
-     inputs, the next files are validated in worker processes while this one lands);
-  3. per engine, one transaction: find keys already landed (exact duplicates vs conflicting duplicates),
+     inputs, the next files are validated in worker processes while this one lands). A barrier around each
+     record: an unexpected error while validating one quarantines it (invalid_value, the error named), so no
+     record, however crafted, stops the land;
+  3. per engine, one transaction: find keys already landed (exact duplicates vs conflicting duplicates, whose
+     lines are quarantined as delivered),
      check the quarantine threshold, bulk-load rows and quarantine, advance the manifest, move the
      checkpoint — commit all of it or none of it (design invariant 4).
 """
@@ -25,22 +28,19 @@ from pathlib import Path
 
 from evident import faults
 from evident.control.batches import BatchRef, current_state, receive, transition, utcnow
-from evident.land.contracts import Contract, current_contract_id
 from evident.engines import Engine
 from evident.errors import BatchRejected, ContractChanged, EvidentError
+from evident.land.contracts import Contract, current_contract_id
 from evident.land.keys import combine_checksums
 from evident.land.quarantine import Quarantined, raw_text
-from evident.land.records import read_records
-from evident.retry import with_retry
 from evident.land.raw_tables import QUARANTINE_COLUMNS, RAW_COLUMNS
+from evident.land.records import CsvRecord, raw_bytes, read_records
 from evident.land.validation import Rejection, Row, Validator
+from evident.retry import with_retry
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
-
-
-
-
+UNEXPECTED = "unexpected error while validating this record"
 
 
 @dataclass
@@ -53,6 +53,21 @@ class PreparedBatch:
     rejected: list[Quarantined]
     rows_in: int
     duplicates_in_batch: int
+    # (line, key, payload) of each later delivery of a key already in `rows` (exact copy or in-batch conflict):
+    # when the first delivery turns out to conflict with a landed row, these are judged against that row too.
+    later: list[tuple[int, str, str]]
+    # The file's bytes, which the landing process holds anyway (a worker sends the batch back without them): a
+    # row found to conflict with a landed row is quarantined with its line as delivered, read again from here.
+    # (Re-reading costs a split of the file, only for a batch with such conflicts; keeping every row's line, or
+    # its offsets, would cost memory and pickling on every batch.)
+    data: bytes | None = field(default=None, repr=False)
+
+    def raw_texts(self, line_numbers: set[int]) -> dict[int, str]:
+        """Raw text of the records at these physical lines, exactly as delivered (quarantine.raw_text)."""
+        if self.data is None:
+            raise RuntimeError(f"{self.ref.source_file}: the prepared batch lost its file's bytes")
+        return {number: raw_text(raw_bytes(record)) for number, record in read_records(self.ref.source_file, self.data)
+                if number in line_numbers}
 
 
 @dataclass
@@ -77,18 +92,27 @@ def prepare(path: Path, source_file: str, data: bytes, contract: Contract, code_
     sha = hashlib.sha256(data).hexdigest()
     ref = BatchRef(batch_id_for(source_file, sha), source_file, sha, len(data), contract.contract_id, code_revision)
     validator = Validator(contract)
+    from_json, from_csv = validator.from_json_line, validator.from_csv_record
     rows: list[Row] = []
     lines: list[int] = []
     rejected: list[Quarantined] = []
     first_line_of: dict[str, int] = {}
     payload_of: dict[str, str] = {}
-    rows_in = duplicates = 0
+    later: list[tuple[int, str, str]] = []
+    rows_in = duplicates = unexpected = 0
     for line_number, record in read_records(path, data):
         rows_in += 1
         try:
-            row = validator.from_json_line(record) if isinstance(record, bytes) else validator.from_csv_record(record)
+            row = from_json(record) if isinstance(record, bytes) else from_csv(record)
         except Rejection as rej:
             rejected.append(Quarantined(line_number, rej.reason, rej.message, _raw(record)))
+            continue
+        except Exception as exc:  # the barrier: no record, however crafted, stops the land (DESIGN)
+            if not unexpected:  # the first one with its traceback; the rest are in the quarantine
+                log.warning("%s line %d: %s", source_file, line_number, UNEXPECTED, exc_info=True)
+            unexpected += 1
+            rejected.append(Quarantined(line_number, "invalid_value", f"{UNEXPECTED}: {_describe(exc)}",
+                                        _raw(record)))
             continue
         seen = payload_of.get(row.key)
         if seen is None:
@@ -96,22 +120,28 @@ def prepare(path: Path, source_file: str, data: bytes, contract: Contract, code_
             first_line_of[row.key] = line_number
             rows.append(row)
             lines.append(line_number)
-        elif seen == row.payload_sha256:
-            duplicates += 1
         else:
-            rejected.append(Quarantined(
-                line_number, "conflicting_duplicate",
-                f"same idempotency key as line {first_line_of[row.key]} of this file with a different payload; "
-                "the first delivery stays", _raw(record), row.key))
-    return PreparedBatch(ref, rows, lines, rejected, rows_in, duplicates)
+            later.append((line_number, row.key, row.payload_sha256))
+            if seen == row.payload_sha256:
+                duplicates += 1
+            else:
+                rejected.append(Quarantined(
+                    line_number, "conflicting_duplicate",
+                    f"same idempotency key as line {first_line_of[row.key]} of this file with a different payload; "
+                    "the first delivery stays", _raw(record), row.key))
+    return PreparedBatch(ref, rows, lines, rejected, rows_in, duplicates, later, data)
 
 
-def _raw(record: bytes | dict) -> str:
-    if isinstance(record, dict):
-        import json
+def _describe(exc: Exception) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose message itself fails
+        text = "(no message)"
+    return f"{type(exc).__name__}: {text[:500]}"
 
-        return json.dumps(record, ensure_ascii=False)
-    return raw_text(record)
+
+def _raw(record: bytes | CsvRecord) -> str:
+    return raw_text(raw_bytes(record))
 
 
 def needs_landing(engine: Engine, source_file: str, sha256: str, contract: Contract) -> str | None:
@@ -148,16 +178,13 @@ def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, 
     ref = batch.ref
     with engine.transaction():
         stage = engine.stage_keys([(r.key, r.payload_sha256, line) for r, line in zip(batch.rows, batch.lines)])
-        landed_before = {key: same for key, same in engine.fetchall(
-            f"select s.idempotency_key, r.payload_sha256 = s.payload_sha256 from {stage} s "
-            "join raw.app_events r on r.idempotency_key = s.idempotency_key")}
-        conflicts = [
-            Quarantined(line, "conflicting_duplicate",
-                        "idempotency key already landed with a different payload (landed row stays)",
-                        _row_text(row), row.key)
-            for row, line in zip(batch.rows, batch.lines) if landed_before.get(row.key) is False
-        ]
-        quarantined = sorted(batch.rejected + conflicts, key=lambda q: q.line_number)
+        # key → None when the landed row has this batch's payload for it, else the landed row's payload
+        landed_before = dict(engine.fetchall(
+            "select s.idempotency_key, case when r.payload_sha256 = s.payload_sha256 then null "
+            f"else r.payload_sha256 end from {stage} s "
+            "join raw.app_events r on r.idempotency_key = s.idempotency_key"))
+        rejected, conflicts, duplicates = _against_landed(batch, landed_before)
+        quarantined = sorted(rejected + conflicts, key=lambda q: q.line_number)
         _check_threshold(batch, quarantined, contract)
         new = [(row, line) for row, line in zip(batch.rows, batch.lines) if row.key not in landed_before]
         land_seq = engine.fetchone("select coalesce(max(land_seq), 0) + 1 from evident.batches")[0]
@@ -174,7 +201,6 @@ def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, 
             raise ContractChanged(
                 f"{ref.source_file}: contract {contract.name} v{contract.version} changed while the batch was "
                 f"landing (pinned {ref.contract_id}); nothing was landed for it")
-        duplicates = batch.duplicates_in_batch + sum(1 for same in landed_before.values() if same)
         event_ts = [r.event_ts for r, _ in new]
         transition(
             engine, ref.batch_id, "landed", run_id,
@@ -194,9 +220,34 @@ def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, 
                        len(quarantined), duplicates, reasons=_reason_counts(quarantined))
 
 
-def _row_text(row: Row) -> str:
-    return (f'{{"event_id":{row.event_id!r},"user_id":{row.user_id},"event_ts":"{row.event_ts.isoformat()}Z",'
-            f'"event_type":{row.event_type!r},"value":{row.value},"app_version":{row.app_version!r}}}')
+def _against_landed(batch: PreparedBatch, landed_before: dict[str, str | None]
+                    ) -> tuple[list[Quarantined], list[Quarantined], int]:
+    """The batch's quarantine, its conflicts with landed rows and its duplicate count, once the landed rows are
+    known. First delivery wins: a record is judged against the landed row of its key if there is one, else
+    against its key's first delivery in this batch; the same payload is a duplicate, another is a conflict."""
+    duplicates = batch.duplicates_in_batch + sum(1 for payload in landed_before.values() if payload is None)
+    conflicting = {key: payload for key, payload in landed_before.items() if payload is not None}
+    if not conflicting:
+        return batch.rejected, [], duplicates
+    found = [(line, row.key) for row, line in zip(batch.rows, batch.lines) if row.key in conflicting]
+    in_batch_conflicts = {q.line_number for q in batch.rejected if q.reason_code == "conflicting_duplicate"}
+    same_as_landed: set[int] = set()
+    for line, key, payload in batch.later:
+        landed = conflicting.get(key)
+        if landed is None:
+            continue
+        if payload == landed:  # "conflicts" with this batch's first delivery, but is the landed row again
+            same_as_landed.add(line)
+            duplicates += 1
+        elif line not in in_batch_conflicts:  # a copy of a first delivery that conflicts with the landed row
+            found.append((line, key))
+            duplicates -= 1
+    texts = batch.raw_texts({line for line, _ in found})
+    conflicts = [Quarantined(line, "conflicting_duplicate",
+                             "idempotency key already landed with a different payload (landed row stays)",
+                             texts[line], key) for line, key in found]
+    rejected = [q for q in batch.rejected if q.line_number not in same_as_landed] if same_as_landed else batch.rejected
+    return rejected, conflicts, duplicates
 
 
 def _reason_counts(quarantined: list[Quarantined]) -> dict[str, int]:
@@ -316,7 +367,7 @@ def _preparer(workers: int):
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
-        yield lambda *args: _Fallback(pool.submit(prepare, *args), args)
+        yield lambda *args: _Fallback(pool.submit(_prepare_in_worker, *args), args)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -331,6 +382,13 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def _prepare_in_worker(*args) -> PreparedBatch:
+    """prepare() in a worker: the file's bytes stay behind (the landing process has them; see _Fallback)."""
+    batch = prepare(*args)
+    batch.data = None
+    return batch
+
+
 class _Fallback:
     """A worker's preparation; if the pool broke (a worker killed, out of memory), it is done here instead."""
 
@@ -339,7 +397,9 @@ class _Fallback:
 
     def result(self) -> PreparedBatch:
         try:
-            return self.future.result()
+            batch = self.future.result()
+            batch.data = self.args[2]
+            return batch
         except BrokenProcessPool:
             log.warning("a validation worker died; validating %s in the main process", self.args[1])
             return prepare(*self.args)

@@ -1,17 +1,33 @@
-"""Read source files into raw records: (line number, bytes) for JSONL, (line number, dict) for CSV.
+"""Read source files into raw records: (line number, record), where record is the line's bytes (JSONL) or a
+CsvRecord (CSV); either way the record's bytes are exactly as delivered, without the line end.
 
 Whole-line rules from the contract live here: a BOM at the start of a file is ignored, CRLF is accepted,
-blank lines are skipped and not counted (but do count in physical line numbers).
+lines of only whitespace are skipped and not counted (but do count in physical line numbers). Nothing here
+raises on bad input: a record that cannot be read is still yielded, with what is wrong with it.
 """
 from __future__ import annotations
 
 import csv
-import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import NamedTuple
 
 BOM = b"\xef\xbb\xbf"
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".csv")
+# csv's default field limit (128 KiB) would make a legal cell an error; record size is the contract's rule.
+_CSV_FIELD_LIMIT = (1 << 31) - 1
+
+
+class CsvRecord(NamedTuple):
+    """One CSV record (a row, or what stood where a row should be)."""
+
+    raw: bytes  # as delivered, without its line end (a quoted field may span lines)
+    values: dict[str, str] | None  # header name → cell, empty cells left out (= absent); None when malformed
+    problem: str | None = None  # why it is not a row of this file (→ malformed_csv)
+    utf8: bool = True  # False: raw is not valid UTF-8 (→ invalid_utf8)
+
+
+Record = tuple[int, "bytes | CsvRecord"]
 
 
 def source_files(landing_dir: Path) -> list[Path]:
@@ -22,7 +38,13 @@ def source_files(landing_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(landing_dir).as_posix())
 
 
+def is_blank(line: bytes) -> bool:
+    """A line of only whitespace (skipped, not counted)."""
+    return not line.strip()
+
+
 def jsonl_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(physical line number, line) of every non-blank line."""
     if data.startswith(BOM):
         data = data[len(BOM):]
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -32,50 +54,90 @@ def jsonl_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
             yield number, line
 
 
-def csv_rows(data: bytes) -> Iterator[tuple[int, bytes | dict]]:
-    """CSV with a header row naming contract fields; a row that cannot be decoded is yielded as bytes."""
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Fall back to line-wise decoding so each bad line is quarantined on its own.
-        yield from _csv_rows_linewise(data)
-        return
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    for row in reader:
-        if header is None:
-            header = [h.strip() for h in row]
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        yield reader.line_num, _csv_record(header, row)
+class _Line(NamedTuple):
+    number: int
+    start: int
+    end: int  # without the line end
+    utf8: bool
 
 
-def _csv_rows_linewise(data: bytes) -> Iterator[tuple[int, bytes | dict]]:
-    header: list[str] | None = None
-    for number, line in jsonl_lines(data):
+class _Feed:
+    """Physical lines for csv.reader, remembering which ones the current record used (its raw bytes)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = len(BOM) if data.startswith(BOM) else 0
+        self.number = 0
+        self.used: list[_Line] = []
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        data, start = self.data, self.pos
+        if start >= len(data):
+            raise StopIteration
+        newline = data.find(b"\n", start)
+        stop = len(data) if newline < 0 else newline + 1
+        chunk = data[start:stop]
+        self.pos = stop
+        self.number += 1
+        end = stop - 1 if newline >= 0 else stop
+        if end > start and data[end - 1:end] == b"\r":
+            end -= 1
         try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            yield number, line
+            text, utf8 = chunk.decode("utf-8"), True
+        except UnicodeDecodeError:  # keep going: the record is quarantined as invalid_utf8, its bytes kept
+            text, utf8 = chunk.decode("utf-8", "surrogateescape"), False
+        self.used.append(_Line(self.number, start, end, utf8))
+        return text
+
+
+def csv_rows(data: bytes) -> Iterator[tuple[int, CsvRecord]]:
+    """CSV with a header row naming contract fields: (first physical line, record) per record."""
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    feed = _Feed(data)
+    reader = csv.reader(feed, strict=True)
+    header: list[str] | None = None
+    header_problem: str | None = None
+    while True:
+        feed.used = []
+        problem = None
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            cells, problem = [], f"not valid CSV: {exc}"
+        if not feed.used:
+            break
+        first, last = feed.used[0], feed.used[-1]
+        raw = data[first.start:last.end]
+        if not raw.strip():
             continue
-        row = next(csv.reader([text]), [])
+        utf8 = all(line.utf8 for line in feed.used)
         if header is None:
-            header = [h.strip() for h in row]
+            header = [h.strip() for h in cells]
+            doubled = sorted({h for h in header if header.count(h) > 1})
+            if problem or not utf8 or doubled:
+                header_problem = (f"the header (line {first.number}) is unusable: "
+                                  + (problem or ("not valid UTF-8" if not utf8 else f"it names {doubled} twice")))
             continue
-        yield number, _csv_record(header, row)
+        if problem is None:
+            problem = header_problem
+        if problem is None and len(cells) != len(header):
+            problem = f"row has {len(cells)} cells, header has {len(header)}"
+        values = None if problem else {name: cell for name, cell in zip(header, cells) if cell != ""}
+        yield first.number, CsvRecord(raw, values, problem, utf8)
 
 
-def _csv_record(header: list[str], row: list[str]) -> dict:
-    if len(row) != len(header):
-        return {"__csv_error__": f"row has {len(row)} cells, header has {len(header)}"}
-    # An empty cell means absent (CSV cannot tell null from empty).
-    return {name: cell for name, cell in zip(header, row) if cell != ""}
-
-
-def read_records(path: Path, data: bytes) -> Iterator[tuple[int, bytes | dict]]:
-    if path.suffix.lower() == ".csv":
+def read_records(path: Path | str, data: bytes) -> Iterator[Record]:
+    if str(path).lower().endswith(".csv"):
         return csv_rows(data)
     return jsonl_lines(data)
+
+
+def raw_bytes(record: bytes | CsvRecord) -> bytes:
+    """A record's bytes as delivered."""
+    return record if isinstance(record, bytes) else record.raw
