@@ -187,7 +187,7 @@ def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, 
         quarantined = sorted(rejected + conflicts, key=lambda q: q.line_number)
         _check_threshold(batch, quarantined, contract)
         new = [(row, line) for row, line in zip(batch.rows, batch.lines) if row.key not in landed_before]
-        land_seq = engine.fetchone("select coalesce(max(land_seq), 0) + 1 from evident.batches")[0]
+        land_seq = engine.fetchvalue("select coalesce(max(land_seq), 0) + 1 from evident.batches")
         now = utcnow()
         engine.execute("delete from raw.app_events_quarantine where batch_id = %s", [ref.batch_id])
         engine.bulk_insert("raw.app_events_quarantine", QUARANTINE_COLUMNS,
