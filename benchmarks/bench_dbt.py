@@ -15,7 +15,7 @@ import duckdb
 import psycopg
 
 from evident.build.dbt import run_dbt_build
-from evident.land.raw_tables import RAW_DDL
+from evident.land.raw_tables import raw_ddl
 
 from .common import postgres_dsn, write_result
 
@@ -58,7 +58,8 @@ def bench_engine(engine: str, events: int, work: Path, dsn: str | None) -> dict:
                 con.execute(sql)
         for schema in ("raw", "evident", "analytics"):
             run(f"drop schema if exists {schema} cascade")
-    for statement in [*RAW_DDL[:2], "create schema if not exists evident"]:  # schemas raw, evident and raw.app_events
+    # schemas raw and evident, every source's raw tables
+    for statement in [*raw_ddl(), "create schema if not exists evident"]:
         run(statement)
     if engine == "postgres":
         run("create index on raw.app_events (land_seq)")

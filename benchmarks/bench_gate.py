@@ -16,7 +16,7 @@ import duckdb
 from evident.build.dbt import run_dbt_build
 from evident.engines import DuckDBEngine
 from evident.gate.runner import run_gate
-from evident.land.raw_tables import RAW_DDL
+from evident.land.raw_tables import raw_ddl
 from evident.pipeline.context import prepare_engine
 from evident.project import find_project
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         path = work / "warehouse.duckdb"
         with duckdb.connect(str(path)) as con:
-            for statement in [*RAW_DDL[:2], "create schema if not exists evident"]:
+            for statement in [*raw_ddl(), "create schema if not exists evident"]:
                 con.execute(statement)
             con.execute(history_sql("duckdb", 0, args.events, max(args.events // 10, 1), 1, late=False))
         build = run_dbt_build("duckdb", duckdb_path=path, pg_dsn=None, full_refresh=True, target_dir=work / "target")

@@ -19,22 +19,25 @@ from evident.control.runs import new_run_id
 from evident.engines import DuckDBEngine, PostgresEngine
 from evident.land.contracts import load_contract
 from evident.land.loader import land_files, prepare_workers
-from evident.land.raw_tables import RAW_DDL
-from evident.land.records import source_files
+from evident.land.raw_tables import RawTable
+from evident.land.sources import load_sources, route
 from evident.pipeline.context import prepare_engine
 from evident.project import find_project
 from evident.revision import code_revision
 
 from .common import Timer, postgres_dsn, sample_dir, write_result
 
-RAW_TABLE_DDL = RAW_DDL[1]
+RAW_TABLE_DDL = RawTable(load_contract("app_events", 1)).ddl()[1]
 
 
 def land_all(engine, landing: Path, workers: int | None) -> float:
     """What `evident land` does: every file in order, validation in workers as configured (None = by size)."""
-    contract, revision, run_id = load_contract(), code_revision(find_project().root), new_run_id()
+    project = find_project()
+    sources = load_sources(project)
+    routed = [(path, sources[name].contract) for name, path in route(sources, landing).ordered()]
+    revision, run_id = code_revision(project.root), new_run_id()
     with Timer() as t:
-        land_files([engine], landing, list(source_files(landing)), contract, run_id, revision, workers=workers)
+        land_files([engine], landing, routed, run_id, revision, workers=workers)
     return t.seconds
 
 
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     landing = sample_dir(args.events, args.days)
     work = Path(tempfile.mkdtemp(prefix="evident-bench-"))
-    files = source_files(landing)
+    files = [path for _, path in route(load_sources(find_project()), landing).ordered()]
     try:
         result = {"events": args.events, "files": len(files), "cores": os.cpu_count(),
                   "validation_workers": prepare_workers(files, args.workers),

@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> dict:
                 build_s = {e.name: build(e, args.events, args.days, args.users, args.raw) for e in (duck, pg)}
                 if args.pg_index:
                     for table in tables:
-                        column = rc.TABLES[table].partition_column
+                        column = rc.table_specs()[table].partition_column
                         pg.execute(f"create index on {table} ({column})")
                     pg.execute("analyze")
                 sessions = pg.fetchone("select count(*) from published.fct_sessions")[0]
-                scans = {t: f"select count(*), sum({rc.TABLES[t].measures[0]}) from {t}" for t in tables}
+                scans = {t: f"select count(*), sum({rc.table_specs()[t].measures[0]}) from {t}" for t in tables}
                 pg_scans = {t: best(args.repeat, lambda: pg.fetchall(sql))[0] for t, sql in scans.items()}
                 duck_scans = {t: best(args.repeat, lambda: duck.fetchall(sql))[0] for t, sql in scans.items()}
                 scan_s = pg_scans["published.fct_sessions"]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from evident.land.raw_tables import RAW_DDL as _RAW_TABLES_DDL
+from evident.land.raw_tables import raw_ddl
 
 # raw schema and raw.app_events exactly as the loader creates them
-RAW_DDL = [s for s in _RAW_TABLES_DDL if "quarantine" not in s]
+RAW_DDL = raw_ddl()  # every source's raw tables (the project's dbt sources read them all)
 
 RAW_COLUMNS = (
     "idempotency_key", "event_id", "user_id", "event_ts", "event_type", "value", "app_version", "properties",

@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import duckdb
 import psycopg
 
 from evident.config import Settings
+from evident.land.validation import Validator
 from evident.project import find_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +23,13 @@ RAW_DATA_COLUMNS = ("idempotency_key", "event_id", "user_id", "event_ts", "event
 def settings_for(root: Path, pg_dsn: str | None = None) -> Settings:
     return Settings(project=find_project(), duckdb_path=root / "warehouse" / "warehouse.duckdb",
                     landing_dir=root / "landing", postgres_dsn=pg_dsn)
+
+
+def source_dir(settings: Settings, source: str = "app_events") -> Path:
+    """Where a source's files go under the landing dir (its contract's `landing` glob is `<source>/**`)."""
+    folder = settings.landing_dir / source
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
@@ -124,3 +133,13 @@ def without_dac_override() -> tuple[str, ...] | None:
         finally:
             os.chmod(probe, 0o755)
     return prefix if denied else None
+
+
+class NamedRows(Validator):
+    """A contract's validator whose rows carry names (a Row is a plain tuple: key, the fields, payload hash)."""
+
+    def __init__(self, contract):
+        super().__init__(contract)
+        self.Named = namedtuple("Named", ["key", *contract.fields, "payload_sha256"])  # type: ignore[misc]
+        positional = self.build
+        self.build = lambda typed: self.Named(*positional(typed))

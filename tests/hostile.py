@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 GOOD_PER_FILE = 60
 GOOD_PER_BAD = 20  # good records per bad one when a case has many: 1/21 stays under the 5% threshold
-CSV_HEADER = b"event_id,user_id,event_ts,event_type,value,app_version,properties"
+CSV_HEADER = b"event_id,user_id,event_ts,event_type,value,app_version,properties"  # app_events as CSV (validator)
+ORDERS_HEADER = b"order_id,user_id,status,amount,currency,placed_at,updated_at,is_gift"
 
 
 @dataclass
@@ -38,6 +39,16 @@ class Case:
     def file_name(self) -> str:
         return self.name + self.suffix
 
+    @property
+    def source(self) -> str:
+        """The reference source whose contract the file is for: JSONL cases are app events, CSV ones orders."""
+        return "orders" if self.suffix == ".csv" else "app_events"
+
+    @property
+    def source_file(self) -> str:
+        """The file's path under the landing dir, where its source's `landing` glob routes it."""
+        return f"{self.source}/{self.file_name}"
+
     def content(self) -> tuple[bytes, list[tuple[int, str]]]:
         """The file's bytes and the expected (line, reason) of each quarantined record."""
         data, quarantined = self.content_with_raw()
@@ -45,13 +56,13 @@ class Case:
 
     def content_with_raw(self) -> tuple[bytes, list[tuple[int, str, bytes]]]:
         """The file's bytes and the expected (line, reason, raw bytes as delivered) of each quarantined record."""
-        good = _good_csv if self.suffix == ".csv" else _good
+        good = _good_order if self.suffix == ".csv" else _good
         entries: list[tuple[bytes, str | None]] = [(good(self.name, i), None) for i in range(self.good or 0)]
         entries += [(line, None) for line in self.extra_good_lines]
         for offset, (raw, reason) in enumerate(self.bad):  # spread the bad records through the file
             entries.insert(min(len(entries), 5 + offset * 7), (raw, reason))
         if self.suffix == ".csv":
-            entries.insert(0, (CSV_HEADER, None))
+            entries.insert(0, (ORDERS_HEADER, None))
         expected = [(number, reason, raw) for number, (raw, reason) in enumerate(entries, start=1) if reason]
         data = self.prefix + b"".join(raw + self.line_end for raw, _ in entries) + self.trailing
         if self.trailing_reason:
@@ -68,6 +79,11 @@ def _good(case: str, i: int, **overrides) -> bytes:
               "event_ts": f"2026-03-0{1 + i % 5}T10:{i % 60:02d}:00Z", "event_type": "view_page"}
     record.update(overrides)
     return json.dumps(record, ensure_ascii=False).encode()
+
+
+def _good_order(case: str, i: int) -> bytes:
+    return (f"{case}-{i},{1000 + i % 7},paid,{i % 90}.{i % 100:02d},EUR,2026-03-0{1 + i % 5}T10:{i % 60:02d}:00Z,"
+            f"2026-03-0{1 + i % 5}T11:{i % 60:02d}:00Z,").encode()
 
 
 def _good_csv(case: str, i: int) -> bytes:
@@ -235,14 +251,14 @@ def corpus() -> list[Case]:
                            (_with(event_type=..., properties={"\u0000": 1}), "missing_field")]),
         Case("conflict_earlier_batch_1", extra_good_lines=[CONFLICT_FIRST]),
         Case("conflict_earlier_batch_2", [(CONFLICT_LATER, "conflicting_duplicate")]),
-        Case("csv_cell_count", [(b"csv-short,1,2026-03-01T00:00:00Z,login", "malformed_csv"),
-                                (b"csv-long,1,2026-03-01T00:00:00Z,login,,,,extra", "malformed_csv"),
-                                (b'csv-quote,1,"2026-03-01"T00:00:00Z,login,,,', "malformed_csv"),
-                                (b"csv-utf8,1,2026-03-01T00:00:00Z,login,,\xff,", "invalid_utf8"),
-                                (b"csv-type,one,2026-03-01T00:00:00Z,login,,,", "wrong_type"),
-                                (b"csv-deep,1,2026-03-01T00:00:00Z,login,,," + b'"' + _deep(70) + b'"',
-                                 "invalid_value")],
-             extra_good_lines=[b'csv-quoted,1,2026-03-01T00:00:00Z,purchase,1.50,"1,2","{""a"":[1]}"'],
+        Case("csv_cell_count",
+             [(b"csv-short,1,paid,1.00,EUR,2026-03-01T00:00:00Z", "malformed_csv"),
+              (b"csv-long,1,paid,1.00,EUR,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,,extra", "malformed_csv"),
+              (b'csv-quote,1,paid,"1.00"0,EUR,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,', "malformed_csv"),
+              (b"csv-utf8-\xff,1,paid,1.00,EUR,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,", "invalid_utf8"),
+              (b"csv-type,one,paid,1.00,EUR,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,", "wrong_type"),
+              (b"csv-pattern,1,paid,1.00,usd,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,", "invalid_value")],
+             extra_good_lines=[b'"csv,quoted",1,shipped,1.50,EUR,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,true'],
              suffix=".csv", line_end=b"\r\n", prefix=b"\xef\xbb\xbf"),
         Case("renamed_field", [(_good("renamed_field", 500 + i).replace(b'"event_ts"', b'"timestamp"'),
                                 "unknown_field") for i in range(GOOD_PER_FILE)], verdict="rejected", good=0),

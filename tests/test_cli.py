@@ -194,8 +194,7 @@ def test_a_read_only_warehouse_folder_exits_2_with_a_clear_message(project, file
     generate_sample(settings.landing_dir, events=100, days=1, seed=7)
     if file_present:
         assert run_cli(settings, "land").returncode == 0
-        (settings.landing_dir / "late").mkdir()
-        generate_sample(settings.landing_dir / "late", events=20, days=1, seed=8)
+        generate_sample(settings.landing_dir / "app_events" / "late", events=20, days=1, seed=8)
     else:
         settings.duckdb_path.parent.mkdir()
     folder = settings.duckdb_path.parent

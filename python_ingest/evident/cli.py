@@ -31,31 +31,47 @@ def _echo(text: str, err: bool = False) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def cli(log_format: str, log_level: str) -> None:
-    """Evident: land, build, gate, publish and reconcile app events — and prove what happened."""
+    """Evident: land, build, gate, publish and reconcile every source and published model — and prove what
+    happened."""
     logs.configure(log_format, log_level)
+
+
+SAMPLE_SOURCES = ("app_events", "orders")  # the reference pipelines that ship a sample generator
 
 
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory to write the sample files into.")
-@click.option("--events", type=click.IntRange(min=0), default=10_000, show_default=True)
+              help="Directory to write the sample files into (each source under its landing folder).")
+@click.option("--source", type=click.Choice([*SAMPLE_SOURCES, "all"]), default="all", show_default=True,
+              help="Which reference source to write.")
+@click.option("--events", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Records per source (app events; order versions, about 4 per order).")
 @click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--defect-rate", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Share of records replaced by planted defects (every reason code).")
-def sample(out_dir: Path, events: int, days: int, seed: int, defect_rate: float) -> None:
-    """Write a deterministic JSONL sample of app events (same seed → byte-identical files)."""
+def sample(out_dir: Path, source: str, events: int, days: int, seed: int, defect_rate: float) -> None:
+    """Write a deterministic sample of the reference sources (same seed → byte-identical files)."""
     from evident.project import find_project
     from evident.sample import generate_sample
+    from evident.samples.orders import generate_orders_sample
 
     find_project()  # the sample follows the project's contracts: outside a project, exit 2 like every command
     try:
-        result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
+        if source in ("app_events", "all"):
+            result = generate_sample(out_dir, events=events, days=days, seed=seed, defect_rate=defect_rate)
+            _echo(f"app_events: wrote {len(result.files)} files, {result.events_written} events "
+                  f"({result.duplicate_deliveries} duplicate deliveries, {result.late_events} late, "
+                  f"{len(result.defects)} planted defects) under {out_dir / 'app_events'}")
+        if source in ("orders", "all"):
+            orders = generate_orders_sample(out_dir, orders=max(1, events // 4), days=days, seed=seed,
+                                            defect_rate=defect_rate)
+            _echo(f"orders: wrote {len(orders.files)} files, {orders.rows_written} rows of {orders.orders} "
+                  f"orders ({orders.duplicate_deliveries} duplicate deliveries, {orders.late_versions} late, "
+                  f"{orders.out_of_order_versions} out of order, {len(orders.defects)} planted defects) under "
+                  f"{out_dir / 'orders'}")
     except ValueError as exc:
         raise ConfigError(f"cannot generate that sample: {exc}") from None
-    _echo(f"wrote {len(result.files)} files, {result.events_written} events "
-          f"({result.duplicate_deliveries} duplicate deliveries, {result.late_events} late, "
-          f"{len(result.defects)} planted defects) under {out_dir}")
 
 
 def _wait_option(f):
@@ -80,7 +96,7 @@ def _wait_option(f):
 @cli.command()
 @_wait_option
 def land(wait: float | None) -> None:
-    """Land every new file under the landing dir into raw.app_events (every configured engine)."""
+    """Land every new file under the landing dir into raw.<source> (every configured engine)."""
     from evident.land.step import land as land_step
     from evident.pipeline.context import open_run
 
@@ -88,15 +104,18 @@ def land(wait: float | None) -> None:
     require_landing_dir(settings)
     with open_run(settings, "land", wait) as ctx:
         outcomes = land_step(ctx)
-        _print_land(outcomes)
+        _print_land(outcomes, ctx.detail.get("unrouted", []))
         rejected = [o for o in outcomes if o.status == "rejected"]
     if rejected:
         raise click.exceptions.Exit(EXIT_DATA)
 
 
-def _print_land(outcomes) -> None:
-    from evident.land.step import summarize
+def _print_land(outcomes, unrouted: list[str]) -> None:
+    from evident.land.step import summarize, unrouted_note
 
+    note = unrouted_note(unrouted)
+    if note:
+        _echo(note, err=True)
     if not outcomes:
         _echo("no source files under the landing dir")
     for o in outcomes:
@@ -113,16 +132,22 @@ def _print_land(outcomes) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
-    """Batches by state, last successful land, rows landed and quarantined, per engine (reads only)."""
+    """Batches, last land, rows landed and quarantined per engine and source; unrouted files (reads only)."""
+    from evident.land.sources import load_sources, route
     from evident.pipeline.context import connect_engines
     from evident.retry import with_retry
     from evident.status import engine_status, render
 
     settings = load_settings()
+    sources = load_sources(settings.project)
+    landing = settings.landing_dir
+    unrouted = ([p.relative_to(landing).as_posix() for p in route(sources, landing).unrouted]
+                if landing.is_dir() else [])
     # Read-only: status never creates a warehouse file, a schema or a table (a mistyped path is exit 2).
     engines = connect_engines(settings, "evident status", read_only=True)
     try:
-        statuses = [with_retry(lambda: engine_status(e), what=f"{e.name}: reading the status") for e in engines]
+        statuses = [with_retry(lambda: engine_status(e, sources, unrouted), what=f"{e.name}: reading the status")
+                    for e in engines]
     finally:
         for e in engines:
             e.close()

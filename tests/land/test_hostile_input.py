@@ -7,8 +7,8 @@ import pytest
 
 from evident.land.step import land
 from evident.pipeline.context import open_run
-from tests.helpers import query, run_cli, settings_for
-from tests.hostile import corpus, stored_raw_text
+from tests.helpers import query, run_cli, settings_for, source_dir
+from tests.hostile import ORDERS_HEADER, corpus, stored_raw_text
 
 CASES = corpus()
 
@@ -30,7 +30,7 @@ def landed(request, tmp_path_factory):
     expected = {}
     for case in CASES:
         data, bad = case.content_with_raw()
-        (settings.landing_dir / case.file_name).write_bytes(data)
+        (source_dir(settings, case.source) / case.file_name).write_bytes(data)
         expected[case.name] = bad
     result = run_cli(settings, "land")
     return settings, expected, result
@@ -50,15 +50,16 @@ def test_each_hostile_case_is_quarantined_exactly_and_good_rows_still_land(lande
     settings, expected, _ = landed
     for engine in settings.engines:
         quarantined = query(settings, engine, "select line_number, reason_code, raw_text "
-                                              "from raw.app_events_quarantine "
-                                              f"where source_file = '{case.file_name}' order by line_number")
+                                              f"from raw.{case.source}_quarantine "
+                                              f"where source_file = '{case.source_file}' order by line_number")
         assert [(n, reason) for n, reason, _ in quarantined] == \
             [(n, reason) for n, reason, _ in expected[case.name]], engine
         # the raw text exactly as delivered (bytes that are not UTF-8 escaped as \xNN, NUL as \x00)
         assert [raw for _, _, raw in quarantined] == [stored_raw_text(raw) for _, _, raw in expected[case.name]]
-        rows = query(settings, engine, f"select count(*) from raw.app_events where source_file = '{case.file_name}'")
+        rows = query(settings, engine,
+                     f"select count(*) from raw.{case.source} where source_file = '{case.source_file}'")
         assert rows == [(case.good_rows,)], engine
-        state = query(settings, engine, f"select state from evident.batches where source_file = '{case.file_name}'")
+        state = query(settings, engine, f"select state from evident.batches where source_file = '{case.source_file}'")
         assert state == [("failed" if case.verdict == "rejected" else "landed",)], engine
 
 
@@ -66,7 +67,8 @@ def test_injection_text_lands_verbatim_as_data(landed):
     settings, _, _ = landed
     for engine in settings.engines:
         assert query(settings, engine, "select event_id, app_version from raw.app_events "
-                                       "where source_file = 'sql_injection.jsonl' and event_id like '%drop table%'") \
+                                       "where source_file = 'app_events/sql_injection.jsonl' "
+                                       "and event_id like '%drop table%'") \
             == [("'; drop table raw.app_events; --", "'; drop table raw.app_events; --")]
 
 
@@ -75,7 +77,7 @@ def test_a_conflict_with_an_earlier_batch_keeps_the_first_row_and_the_later_line
     for engine in settings.engines:
         assert query(settings, engine, "select source_file, value, properties from raw.app_events "
                                        "where event_id = 'conflict-1'") == \
-            [("conflict_earlier_batch_1.jsonl", 5, '{"cart":[1,2],"note":"first"}')]
+            [("app_events/conflict_earlier_batch_1.jsonl", 5, '{"cart":[1,2],"note":"first"}')]
 
 
 def test_both_engines_hold_the_same_rows_and_quarantine(landed):
@@ -89,24 +91,35 @@ def test_both_engines_hold_the_same_rows_and_quarantine(landed):
         assert query(settings, "postgres", sql) == query(settings, "duckdb", sql)
 
 
+# A clean file of each source, named to sort after every hostile case file: (name, bytes, its id column).
+CLEAN = {
+    "app_events": ("zz_clean.jsonl",
+                   b'{"event_id":"clean","user_id":5,"event_ts":"2026-03-01T00:00:00Z","event_type":"login"}\n',
+                   "event_id"),
+    "orders": ("zz_clean.csv", ORDERS_HEADER + b"\nclean,5,paid,1.00,EUR,2026-03-01T00:00:00Z,2026-03-01T01:00:00Z,\n",
+               "order_id"),
+}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_after_any_hostile_file_the_files_after_it_land_and_a_rerun_goes_on(case, tmp_path):
     """A record that crashed the land made every rerun crash on it too, and the files after it never landed."""
     settings = settings_for(tmp_path)
     settings.landing_dir.mkdir(parents=True)
-    (settings.landing_dir / case.file_name).write_bytes(case.content()[0])
-    (settings.landing_dir / "zz_clean.jsonl").write_bytes(
-        b'{"event_id":"clean","user_id":5,"event_ts":"2026-03-01T00:00:00Z","event_type":"login"}\n')
+    (source_dir(settings, case.source) / case.file_name).write_bytes(case.content()[0])
+    clean_name, clean, key_column = CLEAN[case.source]
+    clean_file = f"{case.source}/{clean_name}"  # sorts after the hostile file
+    (source_dir(settings, case.source) / clean_name).write_bytes(clean)
     for attempt in ("first", "rerun"):
         with open_run(settings, "land") as ctx:
             outcomes = {o.source_file: o.status for o in land(ctx)}
         if attempt == "first":
-            assert outcomes == {case.file_name: "rejected" if case.verdict == "rejected" else "landed",
-                                "zz_clean.jsonl": "landed"}
+            assert outcomes == {case.source_file: "rejected" if case.verdict == "rejected" else "landed",
+                                clean_file: "landed"}
         else:
-            assert outcomes == {case.file_name: "previously_rejected" if case.verdict == "rejected" else "unchanged",
-                                "zz_clean.jsonl": "unchanged"}
+            assert outcomes == {case.source_file: "previously_rejected" if case.verdict == "rejected" else "unchanged",
+                                clean_file: "unchanged"}
     assert query(settings, "duckdb", "select source_file, state from evident.batches order by 1") == \
-        [(case.file_name, "failed" if case.verdict == "rejected" else "landed"), ("zz_clean.jsonl", "landed")]
-    assert query(settings, "duckdb", "select event_id from raw.app_events where source_file = 'zz_clean.jsonl'") \
-        == [("clean",)]
+        [(case.source_file, "failed" if case.verdict == "rejected" else "landed"), (clean_file, "landed")]
+    assert query(settings, "duckdb",
+                 f"select {key_column} from raw.{case.source} where source_file = '{clean_file}'") == [("clean",)]

@@ -18,7 +18,7 @@ from evident.land.contracts import load_contract
 from evident.land.step import land
 from evident.pipeline.context import open_run, prepare_engine
 from evident.sample import generate_sample
-from tests.helpers import quarantine_rows, query, raw_rows, run_cli, settings_for
+from tests.helpers import quarantine_rows, query, raw_rows, run_cli, settings_for, source_dir
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -79,9 +79,9 @@ def test_a_different_batching_gives_identical_raw_rows(settings, clean_sample, t
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
         land_all(settings)
-    (settings.landing_dir / "zz_redelivery.jsonl").write_bytes(b"".join(p.read_bytes() for p in files))
+    (source_dir(settings) / "zz_redelivery.jsonl").write_bytes(b"".join(p.read_bytes() for p in files))
     outcomes = land_all(settings)
-    redelivery = [o for o in outcomes if o.source_file == "zz_redelivery.jsonl"]
+    redelivery = [o for o in outcomes if o.source_file == "app_events/zz_redelivery.jsonl"]
     assert all(o.rows_landed == 0 and o.rows_duplicate == o.rows_in for o in redelivery)
     for engine in settings.engines:
         assert raw_rows(settings, engine) == expected
@@ -130,7 +130,7 @@ def test_a_bad_worker_count_is_a_configuration_error(settings, clean_sample):
 
 
 def test_quarantine_keeps_raw_text_escaped_bytes_and_message(settings):
-    (settings.landing_dir / "a.jsonl").write_bytes(
+    (source_dir(settings) / "a.jsonl").write_bytes(
         b'{"event_id":"\xff\xfe","user_id":1,"event_ts":"2026-01-01T00:00:00Z","event_type":"login"}\n'
         + b"".join(b'{"event_id":"e%d","user_id":1,"event_ts":"2026-01-01T00:00:%02dZ","event_type":"login"}\n'
                    % (i, i) for i in range(40)))
@@ -145,7 +145,7 @@ def test_quarantine_keeps_raw_text_escaped_bytes_and_message(settings):
 def test_a_batch_over_the_quarantine_threshold_lands_nothing_and_says_why(settings):
     good = [b'{"event_id":"g%d","user_id":3,"event_ts":"2026-01-01T00:00:%02dZ","event_type":"login"}' % (i, i)
             for i in range(18)]
-    (settings.landing_dir / "bad.jsonl").write_bytes(b"\n".join(good + [b"{oops", b"[]"]) + b"\n")
+    (source_dir(settings) / "bad.jsonl").write_bytes(b"\n".join(good + [b"{oops", b"[]"]) + b"\n")
     result = run_cli(settings, "land")
     assert result.returncode == 1, result.stderr
     assert "quarantine_threshold" in result.stdout + result.stderr and "10.0%" in result.stdout + result.stderr
@@ -164,14 +164,15 @@ def test_conflicting_duplicate_in_a_later_batch_keeps_the_first_row(settings):
     later = b'{"event_id":"e","user_id":9,"event_ts":"2026-01-01T00:00:00Z","event_type":"purchase","value":6}\n'
     filler = b"".join(b'{"event_id":"f%d","user_id":9,"event_ts":"2026-01-02T00:00:%02dZ","event_type":"login"}\n'
                       % (i, i) for i in range(30))
-    (settings.landing_dir / "1.jsonl").write_bytes(first)
+    (source_dir(settings) / "1.jsonl").write_bytes(first)
     land_all(settings)
-    (settings.landing_dir / "2.jsonl").write_bytes(filler + later)
+    (source_dir(settings) / "2.jsonl").write_bytes(filler + later)
     land_all(settings)
     for engine in settings.engines:
         assert query(settings, engine, "select value from raw.app_events where event_id = 'e'")[0][0] == 5
         assert query(settings, engine, "select source_file, line_number, reason_code from "
-                                       "raw.app_events_quarantine") == [("2.jsonl", 31, "conflicting_duplicate")]
+                                       "raw.app_events_quarantine") == \
+            [("app_events/2.jsonl", 31, "conflicting_duplicate")]
 
 
 def test_manifest_holds_the_replay_metadata(settings, clean_sample):
@@ -205,11 +206,17 @@ def test_illegal_transitions_raise(tmp_path):
     engine.close()
 
 
+def land_with(ctx, contract):
+    """Land the app_events files under one given contract (not the project's)."""
+    routed = [(p, contract) for p in sorted(source_dir(ctx.settings).rglob("*.jsonl"))]
+    return landing.land_files(ctx.engines, ctx.settings.landing_dir, routed, ctx.run_id, ctx.code_revision)
+
+
 def test_a_contract_change_mid_batch_fails_it_safely(settings, tmp_path, monkeypatch):
     contract_file = tmp_path / "app_events.v1.yml"
     shutil.copy(load_contract().path, contract_file)
     contract = load_contract(path=contract_file)
-    (settings.landing_dir / "a.jsonl").write_bytes(
+    (source_dir(settings) / "a.jsonl").write_bytes(
         b'{"event_id":"e","user_id":1,"event_ts":"2026-01-01T00:00:00Z","event_type":"login"}\n')
     real_point = landing.faults.point
 
@@ -221,7 +228,7 @@ def test_a_contract_change_mid_batch_fails_it_safely(settings, tmp_path, monkeyp
 
     monkeypatch.setattr(landing.faults, "point", change_contract)
     with open_run(settings, "land") as ctx:
-        outcomes = land(ctx, contract)
+        outcomes = land_with(ctx, contract)
     assert {o.status for o in outcomes} == {"rejected"}
     assert "contract" in outcomes[0].message and "changed" in outcomes[0].message
     engine = settings.engines[0]
@@ -231,7 +238,7 @@ def test_a_contract_change_mid_batch_fails_it_safely(settings, tmp_path, monkeyp
     # Under the new contract the batch is received again and lands.
     monkeypatch.setattr(landing.faults, "point", real_point)
     with open_run(settings, "land") as ctx:
-        outcomes = land(ctx, load_contract(path=contract_file))
+        outcomes = land_with(ctx, load_contract(path=contract_file))
     assert {o.status for o in outcomes} == {"landed"}
     assert query(settings, engine, "select count(*) from raw.app_events") == [(1,)]
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from evident.land.contracts import load_contract
 from evident.land.step import land
-from evident.land.validation import Rejection, Row, Validator
+from evident.land.validation import KEY, PAYLOAD, Rejection, Row, Validator
 from evident.pipeline.context import open_run
-from tests.helpers import RAW_DATA_COLUMNS, query, run_cli, settings_for
+from tests.helpers import RAW_DATA_COLUMNS, query, run_cli, settings_for, source_dir
 from tests.hostile import delivered_lines, landing_files, stored_raw_text
 
 pytestmark = pytest.mark.postgres
@@ -53,14 +53,18 @@ def reset_postgres(dsn: str) -> None:
             con.execute(f'drop schema "{schema}" cascade')
 
 
+# Files are named here by their name inside app_events/ (the folder its contract routes).
+SOURCE_FILE = "replace(source_file, 'app_events/', '')"
+
+
 def snapshot(settings, engine: str) -> dict[str, list[tuple]]:
     return {
-        "raw": query(settings, engine, f"select {', '.join(RAW_DATA_COLUMNS)}, batch_id, source_file, source_line "
+        "raw": query(settings, engine, f"select {', '.join(RAW_DATA_COLUMNS)}, batch_id, {SOURCE_FILE}, source_line "
                                        "from raw.app_events order by idempotency_key"),
-        "quarantine": query(settings, engine, "select batch_id, source_file, line_number, reason_code, message, "
+        "quarantine": query(settings, engine, f"select batch_id, {SOURCE_FILE}, line_number, reason_code, message, "
                                               "raw_text, idempotency_key from raw.app_events_quarantine "
                                               "order by source_file, line_number"),
-        "batches": query(settings, engine, "select batch_id, source_file, state, rows_in, rows_landed, "
+        "batches": query(settings, engine, f"select batch_id, {SOURCE_FILE}, state, rows_in, rows_landed, "
                                            "rows_quarantined, rows_duplicate from evident.batches "
                                            "order by source_file"),
     }
@@ -91,11 +95,11 @@ def check_one_outcome_per_line(files: dict[str, bytes], snap: dict[str, list[tup
             here = raw.get((name, number)), quarantine.get((name, number))
             assert here.count(None) >= 1, (name, number)  # never both a raw row and a quarantine row
             if isinstance(expected, Row):
-                first_line, first = first_of.setdefault(expected.key, (number, expected.payload_sha256))
-                earlier = landed_before.get(expected.key)
+                first_line, first = first_of.setdefault(expected[KEY], (number, expected[PAYLOAD]))
+                earlier = landed_before.get(expected[KEY])
                 # first delivery wins: judged against the landed row, else against the first delivery here
                 reference = earlier if earlier is not None else first
-                conflict = expected.payload_sha256 != reference
+                conflict = expected[PAYLOAD] != reference
                 bad += conflict
             else:
                 bad += 1
@@ -105,12 +109,12 @@ def check_one_outcome_per_line(files: dict[str, bytes], snap: dict[str, list[tup
                 if reason == "conflicting_duplicate":
                     assert isinstance(expected, Row), (name, number, expected)
                     # a failed batch keeps the evidence found before the landed rows were looked at
-                    assert conflict if state == "landed" else expected.payload_sha256 != first, (name, number)
+                    assert conflict if state == "landed" else expected[PAYLOAD] != first, (name, number)
                 else:
                     assert isinstance(expected, Rejection) and expected.reason == reason, (name, number, reason)
             elif here[0] is not None:  # landed: the line's own key and payload, the key's first delivery
                 assert state == "landed" and isinstance(expected, Row)
-                assert here[0] == (expected.key, expected.payload_sha256) and earlier is None
+                assert here[0] == (expected[KEY], expected[PAYLOAD]) and earlier is None
                 assert first_line == number
             elif state == "landed":  # neither: an exact duplicate of the row that stays
                 assert isinstance(expected, Row), (name, number, expected)
@@ -178,7 +182,7 @@ def test_hostile_files_land_on_both_engines_with_exactly_one_outcome_per_line(fr
         settings = settings_for(Path(root), fresh_pg_dsn)
         settings.landing_dir.mkdir(parents=True)
         for name, data in files.items():
-            (settings.landing_dir / name).write_bytes(data)
+            (source_dir(settings) / name).write_bytes(data)
         land_twice_and_check(settings, files)
 
 
@@ -194,7 +198,7 @@ def test_evident_land_exits_0_or_1_only_over_the_threshold(fresh_pg_dsn, files, 
         settings = settings_for(Path(root), fresh_pg_dsn)
         settings.landing_dir.mkdir(parents=True)
         for name, data in files.items():
-            (settings.landing_dir / name).write_bytes(data)
+            (source_dir(settings) / name).write_bytes(data)
         result = run_cli(settings, "land")
         output = result.stdout + result.stderr
         assert "Traceback" not in output and "internal error" not in output.lower(), output

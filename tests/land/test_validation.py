@@ -11,6 +11,7 @@ import pytest
 from evident.land.contracts import load_contract
 from evident.land.records import jsonl_lines
 from evident.land.validation import Rejection, Validator
+from tests.helpers import NamedRows
 
 VALID = {"event_id": "e1", "user_id": 42, "event_ts": "2026-01-02T03:04:05.123456Z", "event_type": "purchase",
          "value": 19.99, "app_version": "1.2.3", "properties": {"b": 1, "a": "x"}}
@@ -18,7 +19,7 @@ VALID = {"event_id": "e1", "user_id": 42, "event_ts": "2026-01-02T03:04:05.12345
 
 @pytest.fixture(scope="module")
 def validator() -> Validator:
-    return Validator(load_contract())
+    return NamedRows(load_contract())
 
 
 def reason_of(validator: Validator, line: bytes) -> str | None:
@@ -249,7 +250,7 @@ def typed_validator(tmp_path_factory) -> Validator:
     """A contract with the rule types app_events does not use: boolean, date, pattern, scale."""
     path = tmp_path_factory.mktemp("contract") / "typed.v1.yml"
     path.write_text(
-        "name: typed\nversion: 1\nidempotency_key: [order_id]\nfields:\n"
+        "name: typed\nversion: 1\nformat: jsonl\nidempotency_key: [order_id]\npartition_by: day\nfields:\n"
         "  order_id: {type: string, required: true, pattern: '[A-Z]{2}-[0-9]+'}\n"
         "  currency: {type: string, pattern: '[A-Z]{3}'}\n"
         "  is_gift:  {type: boolean}\n"
@@ -307,7 +308,8 @@ def test_a_contract_with_a_bad_pattern_or_conflicting_scales_is_refused(tmp_path
     for rule in ("{type: string, pattern: '[A-Z'}", "{type: decimal, scale: 2, max_decimal_places: 3}",
                  "{type: decimal, scale: -1}"):
         path = tmp_path / "bad.v1.yml"
-        path.write_text(f"name: bad\nversion: 1\nidempotency_key: [k]\nfields:\n  k: {{type: string, required: true}}\n"
+        path.write_text(f"name: bad\nversion: 1\nformat: jsonl\nidempotency_key: [k]\npartition_by: at\nfields:\n"
+                        f"  k: {{type: string, required: true}}\n  at: {{type: date}}\n"
                         f"  f: {rule}\n", encoding="utf-8")
         with pytest.raises(ContractError):
             load_contract("bad", 1, path=path)
@@ -388,7 +390,7 @@ def test_an_unexpected_error_quarantines_only_that_record(monkeypatch):
     monkeypatch.setitem(validation._CHECKS, "string", explode)
     lines = [with_(event_id=f"e{i}") for i in range(5)] + [with_(event_id="boom")] + [with_(event_id="e9")]
     batch = loader.prepare(Path("a.jsonl"), "a.jsonl", b"\n".join(lines), load_contract(), "test")
-    assert [r.event_id for r in batch.rows] == ["e0", "e1", "e2", "e3", "e4", "e9"]
+    assert [r[1] for r in batch.rows] == ["e0", "e1", "e2", "e3", "e4", "e9"]  # (key, event_id, …)
     [q] = batch.rejected
     assert (q.line_number, q.reason_code, q.raw_text) == (6, "invalid_value", with_(event_id="boom").decode())
     assert "KeyError" in q.message and "a bug in a check" in q.message

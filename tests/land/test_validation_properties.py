@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from evident.land.contracts import load_contract
 from evident.land.loader import prepare
-from evident.land.validation import MAX_DEPTH, Rejection, Validator, strict_json_depth
+from evident.land.validation import MAX_DEPTH, Rejection, strict_json_depth
+from tests.helpers import NamedRows
 from tests.hostile import (
     CSV_HEADER,
     HOSTILE_VALUES,
@@ -34,7 +35,7 @@ EXAMPLES = int(os.environ.get("EVIDENT_PROPERTY_EXAMPLES", "1500"))
 UNIT = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CONTRACT = load_contract()
-VALIDATOR = Validator(CONTRACT)
+VALIDATOR = NamedRows(CONTRACT)
 
 any_line = st.one_of(
     event_lines(hostile=True), event_lines(hostile=True), event_lines(hostile=False),

@@ -12,7 +12,7 @@ from evident.pipeline.context import prepare_engine
 from evident.publish.marts import MARTS
 from evident.publish.step import publish_engine
 from evident.sample import generate_sample
-from tests.helpers import query, run_cli, settings_for
+from tests.helpers import query, run_cli, settings_for, source_dir
 
 
 def published(settings, engine: str) -> dict[str, list[tuple]]:
@@ -54,14 +54,14 @@ def test_a_failing_gate_leaves_published_exactly_as_it_was_and_a_fixed_run_publi
     generate_sample(source, events=1500, days=3, seed=21)
     files = sorted(source.rglob("*.jsonl"))
     settings.landing_dir.mkdir(parents=True)
-    shutil.copy(files[0], settings.landing_dir / files[0].name)
+    shutil.copy(files[0], source_dir(settings) / files[0].name)
     first = run_cli(settings, "run")
     assert first.returncode == 0, first.stdout + first.stderr
     before = {e: published(settings, e) for e in settings.engines}
     assert all(before[e]["fct_sessions"] for e in settings.engines)
 
     for path in files[1:]:
-        shutil.copy(path, settings.landing_dir / path.name)
+        shutil.copy(path, source_dir(settings) / path.name)
     assert run_cli(settings, "land").returncode == 0
     assert run_cli(settings, "build").returncode == 0
     corrupt(settings, plant)

@@ -43,6 +43,7 @@ class BatchRef:
     source_bytes: int
     contract_id: str
     code_revision: str
+    source: str  # the contract's name: which raw.<source> the batch lands in
 
 
 def current_state(engine: Engine, batch_id: str) -> str | None:
@@ -77,9 +78,10 @@ def receive(engine: Engine, ref: BatchRef, run_id: str) -> None:
         now = utcnow()
         if current is None:
             engine.execute(
-                "insert into evident.batches (batch_id, source_file, source_sha256, source_bytes, contract_id, "
-                "code_revision, state, run_id, created_at, updated_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [ref.batch_id, ref.source_file, ref.source_sha256, ref.source_bytes, ref.contract_id,
+                "insert into evident.batches (batch_id, source, source_file, source_sha256, source_bytes, "
+                "contract_id, code_revision, state, run_id, created_at, updated_at) "
+                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [ref.batch_id, ref.source, ref.source_file, ref.source_sha256, ref.source_bytes, ref.contract_id,
                  ref.code_revision, "received", run_id, now, now],
             )
             engine.execute(
@@ -89,7 +91,7 @@ def receive(engine: Engine, ref: BatchRef, run_id: str) -> None:
             )
         else:
             reason = "resumed after an interrupted run" if current != "failed" else "retried after failure"
-            transition(engine, ref.batch_id, "received", run_id, reason,
+            transition(engine, ref.batch_id, "received", run_id, reason, source=ref.source,
                        contract_id=ref.contract_id, code_revision=ref.code_revision)
 
 

@@ -10,6 +10,7 @@ DDL = [
     "create schema if not exists evident",
     """create table if not exists evident.batches (
         batch_id varchar primary key,
+        source varchar,
         source_file varchar not null,
         source_sha256 varchar(64) not null,
         source_bytes bigint not null,
@@ -90,8 +91,16 @@ DDL = [
 ]
 
 
+# Columns added to a table after warehouses already held it (applied where missing, idempotent).
+MIGRATIONS = [
+    # any source (contracts per source): each batch names the source it lands in
+    "alter table evident.batches add column if not exists source varchar",
+]
+
+
 def ensure_control_plane(engine: Engine) -> None:
-    """Create the `evident` schema and its tables where missing (idempotent; one transaction)."""
+    """Create the `evident` schema and its tables where missing, and bring older ones up to date
+    (idempotent; one transaction)."""
     with engine.transaction():
-        for statement in DDL:
+        for statement in DDL + MIGRATIONS:
             engine.execute(statement)

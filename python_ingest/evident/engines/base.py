@@ -54,8 +54,10 @@ class Engine:
         raise NotImplementedError
         yield self  # pragma: no cover
 
-    def bulk_insert(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-        """Set-based load of many rows (never one INSERT per row)."""
+    def bulk_insert(self, table: str, columns: Sequence[str], rows: list[tuple],
+                    types: Sequence[str] | None = None) -> None:
+        """Set-based load of many rows (never one INSERT per row). `types`: the columns' SQL types, where the
+        engine needs them to load (default: the table's own)."""
         raise NotImplementedError
 
     def stage_keys(self, rows: list[tuple]) -> str:
@@ -90,6 +92,24 @@ class Engine:
 
     def _catalog_filter(self) -> str:
         return ""
+
+    def table_columns(self, schema: str, table: str) -> dict[str, str]:
+        """Column name → type in Evident's DDL vocabulary (varchar, bigint, integer, decimal(p,s), boolean,
+        timestamp, date), in table order; {} when the table does not exist."""
+        rows = self.fetchall(
+            "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+            f"from information_schema.columns where table_schema = %s and table_name = %s{self._catalog_filter()} "
+            "order by ordinal_position", [schema, table])
+        return {name: self._normalise_type(str(kind).lower(), length, precision, scale)
+                for name, kind, length, precision, scale in rows}
+
+    @staticmethod
+    def _normalise_type(kind: str, length, precision, scale) -> str:
+        """One spelling per type on every engine; a varchar's length is not kept (DuckDB ignores it)."""
+        if kind.startswith(("decimal", "numeric")):
+            return f"decimal({precision},{scale or 0})" if precision is not None else kind.replace(" ", "")
+        return {"character varying": "varchar", "timestamp without time zone": "timestamp"}.get(
+            kind, kind.split("(")[0])
 
     @contextlib.contextmanager
     def scan_settings(self) -> Iterator[None]:

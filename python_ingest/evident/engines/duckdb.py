@@ -11,16 +11,20 @@ import pyarrow as pa
 from ..errors import ConfigError
 from .base import STAGE_KEYS_COLUMNS, Engine, ErrorKind
 
-# Arrow types for the bulk path into DuckDB (explicit so all-null columns keep their type).
-_ARROW_TYPES = {
-    "idempotency_key": pa.string(), "event_id": pa.string(), "user_id": pa.int64(),
-    "event_ts": pa.timestamp("us"), "event_type": pa.string(), "value": pa.decimal128(18, 2),
-    "app_version": pa.string(), "properties": pa.string(), "payload_sha256": pa.string(),
-    "batch_id": pa.string(), "land_seq": pa.int64(), "source_file": pa.string(), "source_line": pa.int32(),
-    "contract_id": pa.string(), "landed_at": pa.timestamp("us"), "line_number": pa.int32(),
-    "reason_code": pa.string(), "message": pa.string(), "raw_text": pa.string(),
-    "quarantined_at": pa.timestamp("us"),
-}
+_ARROW_TYPES = {"varchar": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "boolean": pa.bool_(),
+                "timestamp": pa.timestamp("us"), "date": pa.date32()}
+_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+_STAGE_KEYS_TYPES = ("varchar", "varchar", "integer")
+
+
+def arrow_type(sql_type: str) -> pa.DataType:
+    """The Arrow type of a column of Evident's DDL vocabulary (explicit, so all-null columns keep theirs)."""
+    decimal = _DECIMAL.fullmatch(sql_type)
+    if decimal:
+        return pa.decimal128(int(decimal[1]), int(decimal[2]))
+    return _ARROW_TYPES[sql_type.split("(")[0]]
+
+
 # Schema-qualified names Evident writes; DuckDB needs them catalog-qualified (see DuckDBEngine.sql).
 _OWN_SCHEMA_REF = re.compile(
     r'(?<![\w."])(raw|evident|analytics|published)\.(?=[A-Za-z_"])'
@@ -89,14 +93,18 @@ class DuckDBEngine(Engine):
             raise
         self.con.commit()
 
-    def _arrow(self, columns, rows) -> pa.Table:
-        arrays = [pa.array([r[i] for r in rows], type=_ARROW_TYPES.get(c)) for i, c in enumerate(columns)]
+    def _arrow(self, columns, rows, types) -> pa.Table:
+        arrays = [pa.array([r[i] for r in rows], type=arrow_type(t)) for i, t in enumerate(types)]
         return pa.Table.from_arrays(arrays, names=list(columns))
 
-    def bulk_insert(self, table, columns, rows):
+    def bulk_insert(self, table, columns, rows, types=None):
         if not rows:
             return
-        self.con.register("evident_bulk", self._arrow(columns, rows))
+        if types is None:  # the target's own column types
+            schema, _, name = table.rpartition(".")
+            known = self.table_columns(schema or self.fetchvalue("select current_schema()"), name)
+            types = [known[c] for c in columns]
+        self.con.register("evident_bulk", self._arrow(columns, rows, types))
         try:
             cols = ", ".join(columns)
             self.con.execute(self.sql(f"insert into {table} ({cols}) select {cols} from evident_bulk"))
@@ -104,7 +112,7 @@ class DuckDBEngine(Engine):
             self.con.unregister("evident_bulk")
 
     def stage_keys(self, rows):
-        self.con.register("evident_stage_keys", self._arrow(STAGE_KEYS_COLUMNS, rows))
+        self.con.register("evident_stage_keys", self._arrow(STAGE_KEYS_COLUMNS, rows, _STAGE_KEYS_TYPES))
         return "evident_stage_keys"
 
     def close(self):

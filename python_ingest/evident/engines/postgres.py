@@ -125,7 +125,7 @@ class PostgresEngine(Engine):
         with self.con.transaction():
             yield self
 
-    def bulk_insert(self, table, columns, rows):
+    def bulk_insert(self, table, columns, rows, types=None):
         if not rows:
             return
         with self.con.cursor() as cur, cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as copy:

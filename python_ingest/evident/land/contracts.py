@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,17 @@ import yaml
 from evident.errors import ContractError
 from evident.project import Project, find_project
 
+CONTRACT_KEYS = {"name", "version", "format", "landing", "idempotency_key", "partition_by", "max_record_bytes",
+                 "max_quarantine_share", "fields"}
+FIELD_KEYS = {"type", "required", "min_length", "max_length", "enum", "pattern", "minimum", "maximum",
+              "maximum_exclusive", "scale", "max_decimal_places"}
+FORMATS = ("jsonl", "csv")
+MAX_PRECISION = 38  # the widest exact decimal both engines store
+INT64 = (-(2**63), 2**63 - 1)  # integer fields are stored as bigint
+# Columns every raw table has besides the contract's fields (evident.land.raw_tables).
+RESERVED_COLUMNS = {"idempotency_key", "payload_sha256", "batch_id", "land_seq", "source_file", "source_line",
+                    "contract_id", "landed_at"}
+_FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 FIELD_TYPES = {"string", "integer", "decimal", "boolean", "timestamp", "date", "object"}
 DEFAULT_SCALE = 2  # decimal places a decimal field allows unless its rule says `scale`
 
@@ -39,6 +51,18 @@ class FieldRule:
     def max_decimal_places(self) -> int | None:
         return self.scale
 
+    @property
+    def precision(self) -> int:
+        """A decimal's total digits, sized from its bounds (digits before the point plus the scale; the widest
+        both engines store, 38, when a side is unbounded): `0 ≤ value < 10^16` at scale 2 is 18."""
+        scale = self.scale or 0
+        upper = (self.maximum if self.maximum is not None
+                 else (math.ceil(self.maximum_exclusive) - 1 if self.maximum_exclusive is not None else None))
+        if upper is None or self.minimum is None:
+            return MAX_PRECISION
+        digits = max(len(str(int(abs(Decimal(b))))) for b in (upper, self.minimum))
+        return min(MAX_PRECISION, max(1, digits) + scale)
+
 
 @dataclass(frozen=True)
 class Contract:
@@ -50,7 +74,14 @@ class Contract:
     max_record_bytes: int
     max_quarantine_share: float
     key_fields: tuple[str, ...]
+    format: str = "jsonl"  # jsonl | csv
+    landing: str = ""  # glob under the landing dir of the files this source owns
+    partition_by: str = ""  # a timestamp or date field: its UTC date is a row's partition
     raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def partition_rule(self) -> FieldRule:
+        return self.fields[self.partition_by]
 
 
 def contract_path(name: str, version: int, project: Project | None = None) -> Path:
@@ -83,9 +114,15 @@ def _pattern(name: str, spec: dict) -> re.Pattern[str] | None:
 
 
 def _rule(name: str, spec: dict) -> FieldRule:
+    if not isinstance(spec, dict):
+        raise ContractError(f"field {name!r}: its rule must be a mapping, e.g. {{type: string, required: true}}")
+    unknown = sorted(set(spec) - FIELD_KEYS)
+    if unknown:
+        raise ContractError(f"field {name!r}: unknown rule key(s) {', '.join(unknown)} (known: "
+                            f"{', '.join(sorted(FIELD_KEYS))})")
     kind = spec.get("type")
     if kind not in FIELD_TYPES:
-        raise ContractError(f"field {name!r}: unknown type {kind!r}")
+        raise ContractError(f"field {name!r}: unknown type {kind!r} (one of {', '.join(sorted(FIELD_TYPES))})")
     bounds: dict[str, Callable[[str], Any]] = {"timestamp": _parse_ts, "decimal": Decimal, "date": date.fromisoformat}
     bound = bounds.get(kind, lambda v: v)
     textual = kind in ("decimal", "timestamp", "date")
@@ -123,10 +160,33 @@ def load_contract(name: str = "app_events", version: int = 1, path: Path | None 
         raise ContractError(f"contract file {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or raw.get("name") != name or raw.get("version") != version:
         raise ContractError(f"contract file {path} does not declare name {name!r} version {version}")
-    fields = {fname: _rule(fname, spec or {}) for fname, spec in (raw.get("fields") or {}).items()}
+    unknown = sorted(set(raw) - CONTRACT_KEYS)
+    if unknown:
+        raise ContractError(f"contract {path}: unknown key(s) {', '.join(unknown)} (known: "
+                            f"{', '.join(sorted(CONTRACT_KEYS))})")
+    if not isinstance(raw.get("fields"), dict) or not raw["fields"]:
+        raise ContractError(f"contract {path}: `fields` must map each field name to its rule")
+    fields = {}
+    for fname, spec in raw["fields"].items():
+        if not isinstance(fname, str) or not _FIELD_NAME.fullmatch(fname) or fname in RESERVED_COLUMNS:
+            raise ContractError(f"contract {path}: field name {fname!r} must be lowercase letters, digits and _ "
+                                f"and not one of Evident's own columns ({', '.join(sorted(RESERVED_COLUMNS))})")
+        try:
+            fields[fname] = _rule(fname, spec or {})
+        except ContractError as exc:
+            raise ContractError(f"contract {path}: {exc}") from None
     keys = tuple(raw.get("idempotency_key") or ())
     if not keys or any(k not in fields or not fields[k].required for k in keys):
-        raise ContractError(f"contract {path}: idempotency_key must name required fields")
+        raise ContractError(f"contract {path}: idempotency_key must list required fields")
+    fmt = raw.get("format")
+    if fmt not in FORMATS:
+        raise ContractError(f"contract {path}: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    partition = raw.get("partition_by")
+    if partition not in fields or fields[partition].type not in ("timestamp", "date"):
+        raise ContractError(f"contract {path}: partition_by must name a timestamp or date field, got {partition!r}")
+    landing = raw.get("landing", f"{name}/**")
+    if not isinstance(landing, str) or not landing or landing.startswith("/") or ".." in landing.split("/"):
+        raise ContractError(f"contract {path}: landing must be a glob relative to the landing dir, got {landing!r}")
     share = float(raw.get("max_quarantine_share", 0.05))
     if not 0 <= share <= 1:
         raise ContractError(f"contract {path}: max_quarantine_share must be within [0, 1]")
@@ -139,6 +199,9 @@ def load_contract(name: str = "app_events", version: int = 1, path: Path | None 
         max_record_bytes=int(raw.get("max_record_bytes", 1 << 20)),
         max_quarantine_share=share,
         key_fields=keys,
+        format=fmt,
+        landing=landing,
+        partition_by=partition,
         raw=raw,
     )
 

@@ -8,13 +8,14 @@ UNIT_SEPARATOR = "\x1f"
 
 
 def utc_text(ts: datetime) -> str:
-    """event_ts as written into the key: YYYY-MM-DDTHH:MM:SS.ffffffZ (naive datetimes are UTC)."""
+    """A timestamp as written into a key: YYYY-MM-DDTHH:MM:SS.ffffffZ (naive datetimes are UTC)."""
     return ts.isoformat(timespec="microseconds") + "Z"
 
 
-def idempotency_key(user_id: int, event_ts: datetime, event_type: str, event_id: str) -> str:
-    text = UNIT_SEPARATOR.join((str(user_id), utc_text(event_ts), event_type, event_id))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def idempotency_key(key_texts: list[str]) -> str:
+    """SHA-256 (hex) of the key fields' canonical texts joined with U+001F, in the contract's order: timestamps
+    as utc_text, decimals at the field's scale, integers in decimal, strings as they are."""
+    return hashlib.sha256(UNIT_SEPARATOR.join(key_texts).encode("utf-8")).hexdigest()
 
 
 def payload_sha256(parts: list[str | None]) -> str:

@@ -1,4 +1,4 @@
-"""Landing: source files → validated, keyed rows in raw.app_events, exactly once, on every configured engine.
+"""Landing: source files → validated, keyed rows in raw.<source>, exactly once, on every configured engine.
 
 Per file (= batch, identified by path + content SHA-256):
   1. read and hash; an engine whose checkpoint already holds this content has nothing to do (cheap no-op);
@@ -19,11 +19,12 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
+import time as clock
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 
 from evident import faults
@@ -33,9 +34,9 @@ from evident.errors import BatchRejected, ContractChanged, EvidentError
 from evident.land.contracts import Contract, current_contract_id
 from evident.land.keys import combine_checksums
 from evident.land.quarantine import Quarantined, raw_text
-from evident.land.raw_tables import QUARANTINE_COLUMNS, RAW_COLUMNS
+from evident.land.raw_tables import QUARANTINE_COLUMNS, RawTable
 from evident.land.records import CsvRecord, raw_bytes, read_records
-from evident.land.validation import Rejection, Row, Validator
+from evident.land.validation import KEY, PAYLOAD, Rejection, Row, Validator
 from evident.retry import with_retry
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def batch_id_for(source_file: str, sha256: str) -> str:
 
 def prepare(path: Path, source_file: str, data: bytes, contract: Contract, code_revision: str) -> PreparedBatch:
     sha = hashlib.sha256(data).hexdigest()
-    ref = BatchRef(batch_id_for(source_file, sha), source_file, sha, len(data), contract.contract_id, code_revision)
+    ref = BatchRef(batch_id_for(source_file, sha), source_file, sha, len(data), contract.contract_id, code_revision,
+                   contract.name)
     validator = Validator(contract)
     from_json, from_csv = validator.from_json_line, validator.from_csv_record
     rows: list[Row] = []
@@ -114,21 +116,22 @@ def prepare(path: Path, source_file: str, data: bytes, contract: Contract, code_
             rejected.append(Quarantined(line_number, "invalid_value", f"{UNEXPECTED}: {_describe(exc)}",
                                         _raw(record)))
             continue
-        seen = payload_of.get(row.key)
+        key, payload = row[KEY], row[PAYLOAD]
+        seen = payload_of.get(key)
         if seen is None:
-            payload_of[row.key] = row.payload_sha256
-            first_line_of[row.key] = line_number
+            payload_of[key] = payload
+            first_line_of[key] = line_number
             rows.append(row)
             lines.append(line_number)
         else:
-            later.append((line_number, row.key, row.payload_sha256))
-            if seen == row.payload_sha256:
+            later.append((line_number, key, payload))
+            if seen == payload:
                 duplicates += 1
             else:
                 rejected.append(Quarantined(
                     line_number, "conflicting_duplicate",
-                    f"same idempotency key as line {first_line_of[row.key]} of this file with a different payload; "
-                    "the first delivery stays", _raw(record), row.key))
+                    f"same idempotency key as line {first_line_of[key]} of this file with a different payload; "
+                    "the first delivery stays", _raw(record), key))
     return PreparedBatch(ref, rows, lines, rejected, rows_in, duplicates, later, data)
 
 
@@ -176,38 +179,39 @@ def land_batch(engine: Engine, batch: PreparedBatch, contract: Contract, run_id:
 
 def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str) -> LandOutcome:
     ref = batch.ref
+    table = RawTable(contract)
     with engine.transaction():
-        stage = engine.stage_keys([(r.key, r.payload_sha256, line) for r, line in zip(batch.rows, batch.lines)])
+        table.evolve(engine)  # a compatible new contract version adds its columns with its first batch
+        stage = engine.stage_keys([(r[KEY], r[PAYLOAD], line) for r, line in zip(batch.rows, batch.lines)])
         # key → None when the landed row has this batch's payload for it, else the landed row's payload
         landed_before = dict(engine.fetchall(
             "select s.idempotency_key, case when r.payload_sha256 = s.payload_sha256 then null "
             f"else r.payload_sha256 end from {stage} s "
-            "join raw.app_events r on r.idempotency_key = s.idempotency_key"))
+            f"join {table.name} r on r.idempotency_key = s.idempotency_key"))
         rejected, conflicts, duplicates = _against_landed(batch, landed_before)
         quarantined = sorted(rejected + conflicts, key=lambda q: q.line_number)
         _check_threshold(batch, quarantined, contract)
-        new = [(row, line) for row, line in zip(batch.rows, batch.lines) if row.key not in landed_before]
+        new = [(row, line) for row, line in zip(batch.rows, batch.lines) if row[KEY] not in landed_before]
         land_seq = engine.fetchvalue("select coalesce(max(land_seq), 0) + 1 from evident.batches")
         now = utcnow()
-        engine.execute("delete from raw.app_events_quarantine where batch_id = %s", [ref.batch_id])
-        engine.bulk_insert("raw.app_events_quarantine", QUARANTINE_COLUMNS,
-                           [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in quarantined])
+        _store_quarantine(engine, table, ref, quarantined, now)
         faults.point(f"land.{engine.name}.mid_transaction")
-        engine.bulk_insert("raw.app_events", RAW_COLUMNS, [
-            (r.key, r.event_id, r.user_id, r.event_ts, r.event_type, r.value, r.app_version, r.properties,
-             r.payload_sha256, ref.batch_id, land_seq, ref.source_file, line, ref.contract_id, now)
-            for r, line in new])
+        engine.bulk_insert(table.name, table.column_names, [
+            (*r, ref.batch_id, land_seq, ref.source_file, line, ref.contract_id, now) for r, line in new],
+            table.column_types)
         if current_contract_id(contract) != ref.contract_id:
             raise ContractChanged(
                 f"{ref.source_file}: contract {contract.name} v{contract.version} changed while the batch was "
                 f"landing (pinned {ref.contract_id}); nothing was landed for it")
-        event_ts = [r.event_ts for r, _ in new]
+        at = table.partition_position
+        partition_values = [r[at] for r, _ in new if r[at] is not None]
+        window = partition_window(partition_values)
         transition(
             engine, ref.batch_id, "landed", run_id,
             land_seq=land_seq, rows_in=batch.rows_in, rows_landed=len(new), rows_quarantined=len(quarantined),
-            rows_duplicate=duplicates, landed_checksum=combine_checksums(r.payload_sha256 for r, _ in new),
-            min_event_ts=min(event_ts, default=None), max_event_ts=max(event_ts, default=None),
-            event_dates=",".join(sorted({ts.date().isoformat() for ts in event_ts})),
+            rows_duplicate=duplicates, landed_checksum=combine_checksums(r[PAYLOAD] for r, _ in new),
+            min_event_ts=window[0], max_event_ts=window[1],
+            event_dates=",".join(sorted({_day(v).isoformat() for v in partition_values})),
         )
         engine.execute(
             "insert into evident.checkpoints (source_file, source_sha256, batch_id, land_seq, landed_at) "
@@ -229,7 +233,7 @@ def _against_landed(batch: PreparedBatch, landed_before: dict[str, str | None]
     conflicting = {key: payload for key, payload in landed_before.items() if payload is not None}
     if not conflicting:
         return batch.rejected, [], duplicates
-    found = [(line, row.key) for row, line in zip(batch.rows, batch.lines) if row.key in conflicting]
+    found = [(line, row[KEY]) for row, line in zip(batch.rows, batch.lines) if row[KEY] in conflicting]
     in_batch_conflicts = {q.line_number for q in batch.rejected if q.reason_code == "conflicting_duplicate"}
     same_as_landed: set[int] = set()
     for line, key, payload in batch.later:
@@ -248,6 +252,27 @@ def _against_landed(batch: PreparedBatch, landed_before: dict[str, str | None]
                              texts[line], key) for line, key in found]
     rejected = [q for q in batch.rejected if q.line_number not in same_as_landed] if same_as_landed else batch.rejected
     return rejected, conflicts, duplicates
+
+
+def _store_quarantine(engine: Engine, table: RawTable, ref: BatchRef, quarantined: list[Quarantined],
+                      now: datetime) -> None:
+    """The batch's quarantine rows, replacing those of an earlier attempt at the same batch."""
+    engine.execute(f"delete from {table.quarantine} where batch_id = %s", [ref.batch_id])
+    engine.bulk_insert(table.quarantine, QUARANTINE_COLUMNS,
+                       [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in quarantined])
+
+
+def partition_window(values: list) -> tuple[datetime | None, datetime | None]:
+    """The first and last instant of a batch's partition values (dates as their midnight)."""
+    if not values:
+        return None, None
+    lo, hi = min(values), max(values)
+    return (lo if isinstance(lo, datetime) else datetime.combine(lo, time.min),
+            hi if isinstance(hi, datetime) else datetime.combine(hi, time.min))
+
+
+def _day(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
 
 
 def _reason_counts(quarantined: list[Quarantined]) -> dict[str, int]:
@@ -274,10 +299,7 @@ def _record_failure(engine: Engine, batch: PreparedBatch, contract: Contract, ru
     ref = batch.ref
     with engine.transaction():
         if isinstance(exc, BatchRejected):
-            now = utcnow()
-            engine.execute("delete from raw.app_events_quarantine where batch_id = %s", [ref.batch_id])
-            engine.bulk_insert("raw.app_events_quarantine", QUARANTINE_COLUMNS,
-                               [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in batch.rejected])
+            _store_quarantine(engine, RawTable(contract), ref, batch.rejected, utcnow())
         if current_state(engine, ref.batch_id) != "failed":
             transition(engine, ref.batch_id, "failed", run_id, f"{exc.reason}: {exc}", rows_in=batch.rows_in,
                        rows_quarantined=len(batch.rejected))
@@ -311,30 +333,26 @@ def _plan(engines: list[Engine], landing_dir: Path, path: Path, contract: Contra
     return plan
 
 
-def land_files(engines: list[Engine], landing_dir: Path, paths: list[Path], contract: Contract, run_id: str,
+def land_files(engines: list[Engine], landing_dir: Path, routed: list[tuple[Path, Contract]], run_id: str,
                code_revision: str, workers: int | None = None) -> list[LandOutcome]:
-    """Land the files in order. Validation (the Python-bound part) of the next files runs in `workers` other
-    processes while this one lands; 0 = everything here, None = prepare_workers decides.
+    """Land the files (each with its source's pinned contract) in the order given. Validation (the
+    Python-bound part) of the next files runs in `workers` other processes while this one lands; 0 =
+    everything here, None = prepare_workers decides.
 
     Batches still land one at a time and in path order, so "first delivery wins" is unchanged; a worker only
     computes a PreparedBatch and touches no database, lock or file other than its input.
     """
-    workers = prepare_workers(paths, workers)
+    workers = prepare_workers([path for path, _ in routed], workers)
     outcomes: list[LandOutcome] = []
     with _preparer(workers) as submit:
-        window: deque[_Planned] = deque()
-        for path in paths:
-            window.append(_plan(engines, landing_dir, path, contract, code_revision, submit))
+        window: deque[tuple[_Planned, Contract]] = deque()
+        for path, contract in routed:
+            window.append((_plan(engines, landing_dir, path, contract, code_revision, submit), contract))
             if len(window) > workers:
-                outcomes += _land_planned(window.popleft(), contract, run_id)
+                outcomes += _land_planned(*window.popleft(), run_id)
         while window:
-            outcomes += _land_planned(window.popleft(), contract, run_id)
+            outcomes += _land_planned(*window.popleft(), run_id)
     return outcomes
-
-
-def land_file(engines: list[Engine], landing_dir: Path, path: Path, contract: Contract, run_id: str,
-              code_revision: str) -> list[LandOutcome]:
-    return land_files(engines, landing_dir, [path], contract, run_id, code_revision, workers=0)
 
 
 def prepare_workers(paths: list[Path], configured: int | None = None) -> int:
@@ -376,7 +394,7 @@ def _exit_with_parent(parent_pid: int) -> None:
     """In a worker: exit when the landing process is gone (killed with -9, its workers would wait forever)."""
     def watch() -> None:
         while os.getppid() == parent_pid:
-            time.sleep(0.5)
+            clock.sleep(0.5)
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 BOM = b"\xef\xbb\xbf"
-SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".csv")
 # csv's default field limit (128 KiB) would make a legal cell an error; record size is the contract's rule.
 _CSV_FIELD_LIMIT = (1 << 31) - 1
 
@@ -28,14 +27,6 @@ class CsvRecord(NamedTuple):
 
 
 Record = tuple[int, "bytes | CsvRecord"]
-
-
-def source_files(landing_dir: Path) -> list[Path]:
-    """Every supported file under the landing dir, in lexicographic path order (first delivery wins)."""
-    if not landing_dir.is_dir():
-        return []
-    found = [p for p in landing_dir.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES]
-    return sorted(found, key=lambda p: p.relative_to(landing_dir).as_posix())
 
 
 def is_blank(line: bytes) -> bool:

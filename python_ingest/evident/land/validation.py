@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import NamedTuple
+from typing import Any
 
 from evident.errors import Rejection
-from evident.land.contracts import Contract, FieldRule
-from evident.land.keys import idempotency_key, payload_sha256
+from evident.land.contracts import INT64, Contract, FieldRule
+from evident.land.keys import idempotency_key, payload_sha256, utc_text
 from evident.land.records import CsvRecord
 
 __all__ = ["MAX_DEPTH", "REASON_CODES", "Rejection", "Row", "Validator", "canonical_json", "parse_json_line",
@@ -340,12 +341,16 @@ def _check_bounds(rule: FieldRule, value, shown=None) -> None:
 def _check_integer(rule: FieldRule, value) -> int:
     if value.__class__ is int:  # the common case first
         _check_bounds(rule, value)
+        if not INT64[0] <= value <= INT64[1]:
+            raise Rejection("invalid_value", f"{rule.name} {_show(value)} does not fit a 64-bit integer")
         return value
     if isinstance(value, _BigNumber) and value.integer:
         raise Rejection("invalid_value", f"{rule.name} has {len(value.text.lstrip('-'))} digits, out of range")
     if not isinstance(value, int) or isinstance(value, bool):
         raise Rejection("wrong_type", f"{rule.name} must be a JSON integer, got {_json_type(value)}")
     _check_bounds(rule, value)
+    if not INT64[0] <= value <= INT64[1]:
+        raise Rejection("invalid_value", f"{rule.name} {_show(value)} does not fit a 64-bit integer")
     return value
 
 
@@ -376,6 +381,9 @@ def _check_decimal(rule: FieldRule, value) -> Decimal:
     scale = rule.scale if rule.scale is not None else 2
     if number.as_tuple().exponent < -scale and _decimal_places(number) > scale:  # type: ignore[operator]
         raise Rejection("invalid_value", f"{rule.name} {_show(number)} has more than {scale} decimal places")
+    if number and number.adjusted() + 1 > rule.precision - scale:
+        raise Rejection("invalid_value", f"{rule.name} {_show(number)} has more than {rule.precision - scale} "
+                                         "digits before the decimal point")
     return number
 
 
@@ -470,18 +478,53 @@ def _json_type(value) -> str:
     return "object" if isinstance(value, dict) else type(value).__name__
 
 
-class Row(NamedTuple):
-    """A valid app event, typed and keyed (a tuple: a million of them are built per large batch)."""
+# A valid record, typed and keyed: (idempotency_key, each contract field in contract order, payload_sha256).
+# A plain tuple: a million of them are built per large batch.
+Row = tuple
+KEY, PAYLOAD = 0, -1  # positions in a Row
 
-    key: str
-    event_id: str
-    user_id: int
-    event_ts: datetime  # naive UTC
-    event_type: str
-    value: Decimal | None
-    app_version: str | None
-    properties: str | None  # canonical JSON
-    payload_sha256: str
+
+class RowBuilder:
+    """Typed field values → Row, compiled from the contract: canonical values (decimals at their scale, -0 as
+    0), the idempotency key over the key fields' canonical texts in the listed order, the payload hash over
+    the key and the other fields' texts (evident.land.keys)."""
+
+    def __init__(self, contract: Contract):
+        rules = list(contract.fields.values())
+        self.names = [r.name for r in rules]
+        self.normalise = [_NORMALISE.get(r.type, _same)(r) for r in rules]
+        self.texts = [_TEXT[r.type] for r in rules]
+        self.key_at = [self.names.index(k) for k in contract.key_fields]
+        self.rest_at = [i for i, n in enumerate(self.names) if n not in contract.key_fields]
+
+    def __call__(self, values: list) -> Row:
+        values = [None if v is None else norm(v) for norm, v in zip(self.normalise, values)]
+        texts = self.texts
+        key = idempotency_key([texts[i](values[i]) for i in self.key_at])
+        payload = payload_sha256([key, *(None if values[i] is None else texts[i](values[i]) for i in self.rest_at)])
+        return (key, *values, payload)
+
+
+def _same(rule: FieldRule):
+    return lambda v: v
+
+
+def _decimal_normaliser(rule: FieldRule):
+    quantum = Decimal(1).scaleb(-(rule.scale or 0))
+
+    def normalise(value: Decimal) -> Decimal:
+        value = value.quantize(quantum)
+        return -value if value.is_signed() and not value else value  # -0 is 0: one canonical text per value
+
+    return normalise
+
+
+_NORMALISE = {"decimal": _decimal_normaliser}
+# Canonical text of a typed value, per field type, as keys and payload hashes use it.
+_TEXT: dict[str, Callable[[Any], str]] = {
+    "string": str, "integer": str, "decimal": str, "object": str, "timestamp": utc_text, "date": date.isoformat,
+    "boolean": lambda v: "true" if v else "false",
+}
 
 
 class Validator:
@@ -490,7 +533,7 @@ class Validator:
 
     def __init__(self, contract: Contract, build=None):
         self.contract = contract
-        self.build = build or _row
+        self.build = build or _by_position(RowBuilder(contract))
         self.names = frozenset(contract.fields)
         self.required = [name for name, rule in contract.fields.items() if rule.required]
         self.plan = [(name, rule, _CHECKS[rule.type]) for name, rule in contract.fields.items()]
@@ -556,14 +599,6 @@ def _csv_cell(rule: FieldRule | None, cell: str):
     return cell
 
 
-def _row(t: dict) -> Row:
-    value = t.get("value")
-    if value is not None:
-        value = value.quantize(_CENT)
-        if value.is_signed() and not value:  # -0 is 0: one canonical text per value
-            value = -value
-    key = idempotency_key(t["user_id"], t["event_ts"], t["event_type"], t["event_id"])
-    # The key already covers the identifying fields; the payload hash adds the rest.
-    payload = payload_sha256([key, None if value is None else str(value), t.get("app_version"), t.get("properties")])
-    return Row(key, t["event_id"], t["user_id"], t["event_ts"], t["event_type"], value, t.get("app_version"),
-               t.get("properties"), payload)
+def _by_position(builder: RowBuilder):
+    names = builder.names
+    return lambda typed: builder([typed[n] for n in names])

@@ -12,6 +12,8 @@ from evident.control.runs import finish_run, new_run_id, start_run
 from evident.control.schema import ensure_control_plane
 from evident.engines import Engine, open_engines
 from evident.land.raw_tables import ensure_raw_tables
+from evident.land.sources import load_sources
+from evident.project import Project, find_project
 from evident.retry import with_retry
 from evident.revision import code_revision
 
@@ -39,7 +41,8 @@ def connect_engines(settings: Settings, application_name: str, *, read_only: boo
         return engines
     try:
         for engine in engines:
-            with_retry(lambda: prepare_engine(engine), what=f"{engine.name}: creating Evident's schemas")
+            with_retry(lambda: prepare_engine(engine, settings.project),
+                       what=f"{engine.name}: creating Evident's schemas")
     except BaseException:
         for engine in engines:
             engine.close()
@@ -47,10 +50,11 @@ def connect_engines(settings: Settings, application_name: str, *, read_only: boo
     return engines
 
 
-def prepare_engine(engine: Engine) -> None:
-    """The control plane and the raw tables, created where missing (idempotent)."""
+def prepare_engine(engine: Engine, project: Project | None = None) -> None:
+    """The control plane and every source's raw tables, created where missing (idempotent)."""
+    sources = load_sources(project or find_project())
     ensure_control_plane(engine)
-    ensure_raw_tables(engine)
+    ensure_raw_tables(engine, [s.contract for s in sources.values()])
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from evident import faults
 from evident.config import Settings
 from evident.errors import EXIT_DATA, EXIT_OK, EvidentError
 from evident.gate.step import gate
-from evident.land.step import land, summarize
+from evident.land.step import land, summarize, unrouted_note
 from evident.pipeline.context import RunContext, open_run
 
 
@@ -41,6 +41,9 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
                 if o.status == "rejected":
                     lines.append(f"REJECTED [{o.engine}] {o.message}")
                     code = EXIT_DATA
+            note = unrouted_note(ctx.detail.get("unrouted", []))
+            if note:
+                lines.append(note)
             results = step("build", lambda: build(ctx, full_refresh=full_refresh))
             lines += [f"build [{r.engine}]: {r.outcome.nodes_run} dbt nodes OK, {r.batches_built} batch(es) built"
                       for r in results]

@@ -40,6 +40,7 @@ from decimal import Decimal
 from evident.engines import Engine
 from evident.errors import ConfigError
 from evident.fingerprint import grouped_fingerprints
+from evident.project import Project
 from evident.reconcile.pinpoint import LEAF_ROWS, pinpoint
 from evident.reconcile.report import MAX_KEYS, KeyDiff, PartitionResult, ReconcileReport
 from evident.reconcile.specs import TableSpec, resolve_tables
@@ -63,7 +64,8 @@ def _to_date(value) -> date | None:
 
 def reconcile(engines: Sequence[Engine], run_id: str, *, tables: Sequence[str] | None = None,
               date_from: date | str | None = None, date_to: date | str | None = None,
-              max_keys: int = MAX_KEYS, leaf_rows: int = LEAF_ROWS) -> ReconcileReport:
+              max_keys: int = MAX_KEYS, leaf_rows: int = LEAF_ROWS, project: Project | None = None
+              ) -> ReconcileReport:
     """Compare the tables between the DuckDB and the Postgres engine; see the module docstring."""
     duck, pg = split_engines(engines)
     if duck is None or pg is None:
@@ -76,7 +78,7 @@ def reconcile(engines: Sequence[Engine], run_id: str, *, tables: Sequence[str] |
         raise ConfigError(f"reconcile: dates are written YYYY-MM-DD ({exc})") from None
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"reconcile: --date-from {date_from} is after --date-to {date_to}")
-    specs = resolve_tables(tables)
+    specs = resolve_tables(tables, project)
     started = time.perf_counter()
     report = ReconcileReport(run_id, "matched", tables=[s.name for s in specs], date_from=date_from,
                              date_to=date_to)

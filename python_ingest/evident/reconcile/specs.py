@@ -8,6 +8,10 @@ from decimal import Decimal
 
 from evident.errors import ConfigError
 from evident.fingerprint import Column
+from evident.land.contracts import Contract
+from evident.land.raw_tables import KEY_COLUMN, RawTable
+from evident.land.sources import load_sources
+from evident.project import Project, find_project
 
 
 @dataclass(frozen=True)
@@ -31,38 +35,46 @@ class TableSpec:
         return self.column(self.partition_column).kind
 
 
-def _table_specs() -> dict[str, TableSpec]:
+# Column kinds of the canonical row text (evident.fingerprint) by SQL type.
+_KINDS = {"varchar": "text", "bigint": "int", "integer": "int", "boolean": "bool", "timestamp": "timestamp",
+          "date": "date"}
+
+
+def raw_spec(contract: Contract) -> TableSpec:
+    """raw.<source>: the data columns (batch ids, land_seq and times describe how a row was landed in each
+    engine, not what was delivered), partitioned by the contract's partition field, its decimals as measures."""
+    table = RawTable(contract)
+    columns = tuple(Column(c.name, "decimal" if c.sql_type.startswith("decimal") else _KINDS[c.sql_type.split("(")[0]])
+                    for c in table.data_columns)
+    measures = tuple(name for name, rule in contract.fields.items() if rule.type == "decimal")
+    return TableSpec(table.name, columns, (KEY_COLUMN,), contract.partition_by, measures)
+
+
+def table_specs(project: Project | None = None) -> dict[str, TableSpec]:
+    """Every table reconciliation compares: each source's raw table and each published model."""
     from evident.publish.marts import MARTS
 
     marts = {m.name: m for m in MARTS}
-    raw = TableSpec(
-        "raw.app_events",
-        # The data columns: batch ids, land_seq and times describe how a row was landed in each engine.
-        (Column("idempotency_key", "text"), Column("event_id", "text"), Column("user_id", "int"),
-         Column("event_ts", "timestamp"), Column("event_type", "text"), Column("value", "decimal"),
-         Column("app_version", "text"), Column("properties", "text"), Column("payload_sha256", "text")),
-        ("idempotency_key",), "event_ts", ("value",))
+    raws = [raw_spec(source.contract) for source in load_sources(project or find_project()).values()]
     sessions = TableSpec("published.fct_sessions", marts["fct_sessions"].columns, marts["fct_sessions"].key,
                          "session_start", ("revenue",))
     # session_conversion_rate is rounded to 6 places in each engine: one unit of that rounding is accepted.
     metrics = TableSpec("published.fct_daily_metrics", marts["fct_daily_metrics"].columns,
                         marts["fct_daily_metrics"].key, "metric_date", ("metric_value",),
                         measure_tolerance=Decimal("0.000001"))
-    return {s.name: s for s in (raw, sessions, metrics)}
+    return {s.name: s for s in (*raws, sessions, metrics)}
 
 
-TABLES = _table_specs()
-
-
-def resolve_tables(names: Sequence[str] | None) -> list[TableSpec]:
+def resolve_tables(names: Sequence[str] | None, project: Project | None = None) -> list[TableSpec]:
     """Table specs by full or short name (`fct_sessions`); all of them when `names` is empty."""
+    tables = table_specs(project)
     if not names:
-        return list(TABLES.values())
+        return list(tables.values())
     specs = []
     for name in names:
-        match = [s for s in TABLES.values() if name in (s.name, s.short_name)]
+        match = [s for s in tables.values() if name in (s.name, s.short_name)]
         if not match:
-            known = ", ".join(s.name for s in TABLES.values())
+            known = ", ".join(s.name for s in tables.values())
             raise ConfigError(f"unknown table {name!r} for reconcile (known: {known})")
         specs.append(match[0])
     return specs

@@ -11,7 +11,7 @@ from evident.engines import Engine
 from evident.errors import ReconciliationFailed
 from evident.reconcile.compare import reconcile, skipped_report, split_engines
 from evident.reconcile.report import ReconcileReport
-from evident.reconcile.specs import TABLES
+from evident.reconcile.specs import table_specs
 from evident.reconcile.suite import SUITE_FILE, validate_report
 from evident.retry import with_retry
 
@@ -35,13 +35,13 @@ def store_report(engines: Sequence[Engine], report: ReconcileReport) -> None:
 
 
 
-def mark_reconciled(engines: Sequence[Engine], report: ReconcileReport) -> dict[str, int]:
+def mark_reconciled(engines: Sequence[Engine], report: ReconcileReport, all_tables: set[str]) -> dict[str, int]:
     """Move published batches to `reconciled` when every partition they touched matched in every table.
 
     Only a full check counts: all tables compared, and each of the batch's event dates inside the window.
     """
     moved: dict[str, int] = {}
-    if report.status == "skipped" or set(report.tables) != set(TABLES):
+    if report.status == "skipped" or set(report.tables) != all_tables:
         return moved
     bad_dates = {p.partition for p in report.partitions if not p.acceptable}
     if "*" in bad_dates:
@@ -74,12 +74,14 @@ def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, d
                                             "second engine to reconcile DuckDB against")
     else:
         report = with_retry(lambda: reconcile(ctx.engines, ctx.run_id, tables=tables, date_from=date_from,
-                                              date_to=date_to), what="reconciling DuckDB with Postgres")
+                                              date_to=date_to, project=ctx.settings.project),
+                            what="reconciling DuckDB with Postgres")
         if validate:
             validate_report(report, ctx.settings.project.expectations_dir / SUITE_FILE)
     with_retry(lambda: store_report(ctx.engines, report), what="storing the reconciliation report")
     faults.point("reconcile.after_store")
-    moved = mark_reconciled(ctx.engines, report) if report.success else {}
+    all_tables = set(table_specs(ctx.settings.project))
+    moved = mark_reconciled(ctx.engines, report, all_tables) if report.success else {}
     ctx.detail["reconcile"] = {**report.summary(), "batches_reconciled": moved}
     if not report.success:
         ctx.status = "failed"
