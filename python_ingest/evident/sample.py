@@ -23,14 +23,14 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from itertools import accumulate, cycle
 from pathlib import Path
 
+from evident.samples.timestamps import CANONICAL, DAY_US, MICROS, TsStyle
+
 __all__ = ["PlantedDefect", "SampleResult", "generate_sample", "REASON_CODES", "EVENT_TYPES"]
 
-MICROS = 1_000_000
-DAY_US = 86_400 * MICROS
 MAX_USER_ID = 2**63 - 1
 MAX_LINE_BYTES = 1 << 20  # the contract's oversized_record limit
 DEFAULT_LINES_PER_PART = 50_000
@@ -54,7 +54,6 @@ EVENTS_PER_USER = 20
 LARGE_USER_IDS = (MAX_USER_ID, MAX_USER_ID - 1, MAX_USER_ID - 987_654_321)
 
 BOM = b"\xef\xbb\xbf"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ABSENT = object()  # a field that is not written at all (unlike "value": null)
 
 
@@ -134,38 +133,16 @@ def _check_arguments(events: int, days: int, defect_rate: float, start_date: dat
 # ------------------------------------------------------------------------------------ event timestamps
 
 
-@dataclass(frozen=True)
-class _TsStyle:
-    """One of the event_ts spellings the contract allows."""
-
-    separator: str  # "T" or " "
-    fraction_digits: int  # 0, 3 or 6
-    suffix: str  # "Z", "" (no offset means UTC) or "±HH:MM"
-    offset_minutes: int
-
-    def truncate(self, ts_us: int) -> int:
-        """Drop the sub-second digits this spelling cannot carry, so the text is the exact instant."""
-        unit = 10 ** (6 - self.fraction_digits)
-        return ts_us - ts_us % unit
-
-    def format(self, ts_us: int) -> str:
-        t = _EPOCH + timedelta(microseconds=ts_us + self.offset_minutes * 60 * MICROS)
-        text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}{self.separator}{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-        if self.fraction_digits:
-            text += "." + f"{t.microsecond:06d}"[: self.fraction_digits]
-        return text + self.suffix
-
-
-_CANONICAL = _TsStyle("T", 6, "Z", 0)
+_CANONICAL = CANONICAL
 _TS_STYLES = (  # (weight, style); mostly canonical, some of every other allowed form
     (80, _CANONICAL),
-    (4, _TsStyle(" ", 6, "", 0)),
-    (4, _TsStyle("T", 0, "Z", 0)),
-    (2, _TsStyle(" ", 0, "", 0)),
-    (4, _TsStyle("T", 3, "Z", 0)),
-    (3, _TsStyle("T", 6, "+02:00", 120)),
-    (2, _TsStyle("T", 6, "-05:30", -330)),
-    (1, _TsStyle("T", 3, "+00:00", 0)),
+    (4, TsStyle(" ", 6, "", 0)),
+    (4, TsStyle("T", 0, "Z", 0)),
+    (2, TsStyle(" ", 0, "", 0)),
+    (4, TsStyle("T", 3, "Z", 0)),
+    (3, TsStyle("T", 6, "+02:00", 120)),
+    (2, TsStyle("T", 6, "-05:30", -330)),
+    (1, TsStyle("T", 3, "+00:00", 0)),
 )
 _PRECISE_STYLES = tuple((w, s) for w, s in _TS_STYLES if s.fraction_digits == 6)
 _STYLE_TABLES = {  # keep_precision → (styles, cumulative weights), built once: this runs per event
@@ -174,7 +151,7 @@ _STYLE_TABLES = {  # keep_precision → (styles, cumulative weights), built once
 }
 
 
-def _pick_style(rng: random.Random, keep_precision: bool) -> _TsStyle:
+def _pick_style(rng: random.Random, keep_precision: bool) -> TsStyle:
     styles, cum_weights = _STYLE_TABLES[keep_precision]
     return rng.choices(styles, cum_weights=cum_weights)[0]
 
@@ -306,7 +283,7 @@ def _gap_between_sessions(rng: random.Random) -> tuple[int, bool]:
     return rng.randrange(3 * 3600 * MICROS, 36 * 3600 * MICROS), False
 
 
-def _make_event(rng: random.Random, user: _User, ts_us: int, style: _TsStyle, event_type: str) -> _Event:
+def _make_event(rng: random.Random, user: _User, ts_us: int, style: TsStyle, event_type: str) -> _Event:
     return _Event(
         user_id=user.user_id,
         ts_us=ts_us,

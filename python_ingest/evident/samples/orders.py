@@ -59,6 +59,8 @@ from itertools import cycle
 from pathlib import Path
 from typing import Any
 
+from evident.samples.timestamps import CANONICAL, DAY_US, MICROS, TsStyle
+
 __all__ = [
     "FIELDS",
     "REASON_CODES",
@@ -87,8 +89,6 @@ REASON_CODES = (
 MANIFEST_NAME = "_planted_defects_orders.json"
 SOURCE_DIR = "orders"
 
-MICROS = 1_000_000
-DAY_US = 86_400 * MICROS
 MAX_RECORD_BYTES = 1 << 20  # the contract's max_record_bytes
 MAX_AMOUNT_CENTS = 10**14 - 1  # 999999999999.99, the largest amount below 10^12
 DEFAULT_ROWS_PER_PART = 50_000
@@ -100,7 +100,6 @@ ORDERS_PER_USER = 3
 LARGE_USER_IDS = (2**63 - 1, 2**63 - 2, 2**53 + 1)  # catch float64 precision loss on the way through
 
 _I_ORDER, _I_AMOUNT, _I_UPDATED = (FIELDS.index(name) for name in ("order_id", "amount", "updated_at"))
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _BOM = b"\xef\xbb\xbf"
 # Fields in another order, for the one file (with quirks) whose header is not in contract order.
 _REORDERED = ("updated_at", "order_id", "status", "currency", "amount", "user_id", "is_gift", "placed_at")
@@ -273,59 +272,23 @@ def _check_arguments(orders: int, days: int, defect_rate: float, start_date: dat
 # ------------------------------------------------------------------------------------------ timestamps
 
 
-@dataclass(frozen=True)
-class _TsStyle:
-    """One of the timestamp spellings the contract allows."""
-
-    separator: str  # "T" or " "
-    fraction_digits: int  # 0, 3 or 6
-    suffix: str  # "Z", "" (no offset means UTC) or "±HH:MM"
-    offset_minutes: int
-
-    def truncate(self, ts_us: int) -> int:
-        """Drop the sub-second digits this spelling cannot carry, so the text is the exact instant."""
-        unit = 10 ** (6 - self.fraction_digits)
-        return ts_us - ts_us % unit
-
-    def format(self, ts_us: int) -> str:
-        day, us = divmod(ts_us + self.offset_minutes * 60 * MICROS, DAY_US)
-        seconds, micro = divmod(us, MICROS)
-        minutes, second = divmod(seconds, 60)
-        hour, minute = divmod(minutes, 60)
-        text = f"{_day_text(day)}{self.separator}{hour:02d}:{minute:02d}:{second:02d}"
-        if self.fraction_digits:
-            text += "." + f"{micro:06d}"[: self.fraction_digits]
-        return text + self.suffix
-
-
-_DAY_TEXTS: dict[int, str] = {}
-
-
-def _day_text(day: int) -> str:
-    """YYYY-MM-DD of a day number since 1970-01-01 (cached: a sample spans a few days)."""
-    text = _DAY_TEXTS.get(day)
-    if text is None:
-        text = _DAY_TEXTS[day] = date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-    return text
-
-
-_CANONICAL = _TsStyle("T", 6, "Z", 0)
-_NO_OFFSET_PRECISE = _TsStyle(" ", 6, "", 0)
+_CANONICAL = CANONICAL
+_NO_OFFSET_PRECISE = TsStyle(" ", 6, "", 0)
 _TS_STYLES = (  # (weight, style): mostly canonical, some of every other allowed form
     (82, _CANONICAL),
     (4, _NO_OFFSET_PRECISE),
-    (3, _TsStyle("T", 0, "Z", 0)),
-    (2, _TsStyle(" ", 0, "", 0)),
-    (3, _TsStyle("T", 3, "Z", 0)),
-    (3, _TsStyle("T", 6, "+02:00", 120)),
-    (2, _TsStyle("T", 6, "-05:00", -300)),
-    (1, _TsStyle(" ", 3, "+05:30", 330)),
+    (3, TsStyle("T", 0, "Z", 0)),
+    (2, TsStyle(" ", 0, "", 0)),
+    (3, TsStyle("T", 3, "Z", 0)),
+    (3, TsStyle("T", 6, "+02:00", 120)),
+    (2, TsStyle("T", 6, "-05:00", -300)),
+    (1, TsStyle(" ", 3, "+05:30", 330)),
 )
 # A lookup table (one entry per unit of weight) is much faster than random.choices: this runs per row.
 _STYLE_TABLE = tuple(style for weight, style in _TS_STYLES for _ in range(weight))
 
 
-def _pick_style(rng: random.Random) -> _TsStyle:
+def _pick_style(rng: random.Random) -> TsStyle:
     return _STYLE_TABLE[int(rng.random() * len(_STYLE_TABLE))]
 
 
