@@ -10,6 +10,10 @@ control characters in strings and, through the hooks below, NaN/Infinity and dup
 escapes and the nesting depth are checked here, cheaply, only on the lines that could have them. A line nested
 too deeply for the C decoder (RecursionError) is checked by a small iterative parser instead, so "not strict
 JSON" and "strict but too deep" are told apart at any depth.
+
+Validator.from_json_line first asks the fast path (evident.land.fast_path, msgspec): it either returns the same
+typed values this module would, or leaves the line undecided; this module (the exact path) decides the rest and
+gives every rejection.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any
 
 from evident.errors import Rejection
 from evident.land.contracts import INT64, Contract, FieldRule
+from evident.land.fast_path import compile_fast_path
 from evident.land.keys import idempotency_key, payload_sha256, utc_text
 from evident.land.records import CsvRecord
 
@@ -492,21 +497,21 @@ class RowBuilder:
     def __init__(self, contract: Contract):
         rules = list(contract.fields.values())
         self.names = [r.name for r in rules]
-        self.normalise = [_NORMALISE.get(r.type, _same)(r) for r in rules]
-        self.texts = [_TEXT[r.type] for r in rules]
-        self.key_at = [self.names.index(k) for k in contract.key_fields]
-        self.rest_at = [i for i, n in enumerate(self.names) if n not in contract.key_fields]
+        # only the types with a normaliser (decimals) are touched; the others are canonical as checked
+        self.normalise = [(i, _NORMALISE[r.type](r)) for i, r in enumerate(rules) if r.type in _NORMALISE]
+        texts = [_TEXT[r.type] for r in rules]
+        self.key_texts = [(i, texts[i]) for i in (self.names.index(k) for k in contract.key_fields)]
+        self.rest_texts = [(i, texts[i]) for i, n in enumerate(self.names) if n not in contract.key_fields]
 
     def __call__(self, values: list) -> Row:
-        values = [None if v is None else norm(v) for norm, v in zip(self.normalise, values)]
-        texts = self.texts
-        key = idempotency_key([texts[i](values[i]) for i in self.key_at])
-        payload = payload_sha256([key, *(None if values[i] is None else texts[i](values[i]) for i in self.rest_at)])
+        """`values`: a fresh list (it is normalised in place)."""
+        for i, norm in self.normalise:
+            if values[i] is not None:
+                values[i] = norm(values[i])
+        key = idempotency_key([text(values[i]) for i, text in self.key_texts])
+        rest = [None if values[i] is None else text(values[i]) for i, text in self.rest_texts]
+        payload = payload_sha256([key, *rest])
         return (key, *values, payload)
-
-
-def _same(rule: FieldRule):
-    return lambda v: v
 
 
 def _decimal_normaliser(rule: FieldRule):
@@ -533,12 +538,30 @@ class Validator:
 
     def __init__(self, contract: Contract, build=None):
         self.contract = contract
-        self.build = build or _by_position(RowBuilder(contract))
+        self._builder = RowBuilder(contract)
+        self._positional = _by_position(self._builder)
+        self.build = build or self._positional
         self.names = frozenset(contract.fields)
+        self.field_names = list(contract.fields)
         self.required = [name for name, rule in contract.fields.items() if rule.required]
         self.plan = [(name, rule, _CHECKS[rule.type]) for name, rule in contract.fields.items()]
+        # compiled once per contract: line → typed values in contract order, or None (undecided)
+        self.fast_values = compile_fast_path(contract, _CHECKS) if contract.format == "jsonl" else None
 
     def from_json_line(self, line: bytes) -> Row:
+        """The fast path (evident.land.fast_path) decides the common case; whatever it leaves undecided, and
+        every rejection, comes from the exact path. Both give the same Row for the same line."""
+        fast = self.fast_values
+        if fast is not None:
+            values = fast(line)
+            if values is not None:
+                if self.build is self._positional:
+                    return self._builder(values)
+                return self.build(dict(zip(self.field_names, values)))
+        return self.exact_from_json_line(line)
+
+    def exact_from_json_line(self, line: bytes) -> Row:
+        """The exact path alone: the reference every fast decision must agree with."""
         obj = _parse(line, self.contract.max_record_bytes)
         try:
             return self.from_object(obj)
