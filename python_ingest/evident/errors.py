@@ -111,3 +111,8 @@ class Rejection(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class FastPathUndecided(Exception):
+    """Inside the JSONL fast path (evident.land.fast_path): this line is not for it; the exact path decides.
+    Never leaves the validator."""

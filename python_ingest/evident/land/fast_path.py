@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
+from evident.errors import FastPathUndecided
 from evident.land.contracts import Contract, FieldRule
 
 __all__ = ["compile_fast_path"]
@@ -45,10 +46,6 @@ _SCALAR, _DECIMAL, _OBJECT = range(3)
 _UTC_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
 
 Checks = Mapping[str, Callable[[FieldRule, Any], object]]
-
-
-class _Undecided(Exception):
-    pass
 
 
 def compile_fast_path(contract: Contract, checks: Checks) -> Callable[[bytes], list | None] | None:
@@ -128,7 +125,7 @@ def compile_fast_path(contract: Contract, checks: Checks) -> Callable[[bytes], l
                     colons -= _pairs_and_colons(obj)
                     append(dumps(obj).decode())
             return typed if colons == 0 else None
-        except Exception:  # noqa: BLE001 - a Rejection, a decode error, _Undecided: the exact path decides
+        except Exception:  # noqa: BLE001 - a Rejection, a decode error, FastPathUndecided: the exact path decides
             return None
 
     return decide
@@ -146,14 +143,14 @@ def _utc_timestamp(exact: Callable[[FieldRule, Any], object]) -> Callable[[Field
         ts = fromisoformat(value[:-1])  # a ValueError (not a calendar time): undecided
         if ((rule.minimum is not None and ts < rule.minimum) or (rule.maximum is not None and ts > rule.maximum)
                 or (rule.maximum_exclusive is not None and ts >= rule.maximum_exclusive)):
-            raise _Undecided
+            raise FastPathUndecided
         return ts
 
     return check
 
 
 def _pairs_and_colons(obj: dict) -> int:
-    """Key-value pairs plus ':'s inside strings, over all levels of a decoded object; _Undecided for what the
+    """Key-value pairs plus ':'s inside strings, over all levels of a decoded object; FastPathUndecided for what the
     fast path does not decide (floats, wide integers, U+0000, deep nesting)."""
     total = 0
     stack: list[tuple[Any, int]] = [(obj, 1)]
@@ -161,13 +158,13 @@ def _pairs_and_colons(obj: dict) -> int:
     while stack:
         node, depth = stack.pop()
         if depth > _MAX_OBJECT_DEPTH:
-            raise _Undecided
+            raise FastPathUndecided
         if node.__class__ is dict:
             total += len(node)
             for key in node:
                 if ":" in key or "\x00" in key:
                     if "\x00" in key:
-                        raise _Undecided
+                        raise FastPathUndecided
                     total += key.count(":")
             children = node.values()
         else:
@@ -176,13 +173,13 @@ def _pairs_and_colons(obj: dict) -> int:
             cls = child.__class__
             if cls is str:
                 if "\x00" in child:
-                    raise _Undecided
+                    raise FastPathUndecided
                 total += child.count(":")
             elif cls is int:
                 if not low <= child < high:
-                    raise _Undecided
+                    raise FastPathUndecided
             elif cls is dict or cls is list:
                 stack.append((child, depth + 1))
             elif cls is not bool and child is not None:  # a float: the exact path reads it as a Decimal
-                raise _Undecided
+                raise FastPathUndecided
     return total
