@@ -21,15 +21,73 @@ from evident.secrets import redact
 log = logging.getLogger("evident")
 
 
-def _echo(text: str, err: bool = False) -> None:
-    click.echo(redact(text), err=err)
+def _echo(text: str, err: bool = False, **fields) -> None:
+    """A command's output: the text, or in json mode one JSON line with the run's context and `fields`."""
+    logs.echo(redact(text), err=err, **fields)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Format of log lines on stderr.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
-              show_default=True)
+# What `evident --help` lists after the commands (README: Configuration, exit codes).
+ENVIRONMENT = (
+    ("EVIDENT_PROJECT_DIR", "the project folder (default: the nearest one upward from the working directory)"),
+    ("EVIDENT_DUCKDB_PATH", "the DuckDB warehouse file (default warehouse/warehouse.duckdb)"),
+    ("EVIDENT_POSTGRES_DSN", "the authoritative Postgres, a libpq URL or DSN (unset: DuckDB only)"),
+    ("EVIDENT_LANDING_DIR", "where source files are read from (default data/landing)"),
+    ("EVIDENT_LAND_WORKERS", "validation processes for land (default: by input size)"),
+    ("EVIDENT_LOG_FORMAT", "text or json, same as --log-format"),
+    ("EVIDENT_LOG_LEVEL", "debug, info, warning or error, same as --log-level"),
+    ("EVIDENT_CODE_REVISION", "the code revision to record when the project is not a git checkout"),
+)
+EXIT_CODES = (
+    ("0", "success"),
+    ("1", "the data failed: a batch rejected, the gate failed, a reconciliation mismatch"),
+    ("2", "usage or configuration error"),
+    ("70", "internal error, a bug: the message names the file holding the traceback"),
+    ("75", "temporary: another run holds the lock, or retries were exhausted; rerun later"),
+)
+
+
+class EvidentGroup(click.Group):
+    """`evident --help`: each command's first sentence in full (click cuts it at the terminal width with
+    "..."), then the environment variables and the exit codes."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str(limit=200))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Environment (a .env file in the project folder may set these too)"):
+            formatter.write_dl(list(ENVIRONMENT))
+        with formatter.section("Exit codes"):
+            formatter.write_dl(list(EXIT_CODES))
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from evident.revision import code_revision
+
+    try:
+        from evident.project import find_project
+
+        root, where = find_project().root, "project"
+    except EvidentError:  # outside a project: the revision of the code itself
+        root, where = Path(__file__).resolve().parent, "package"
+    click.echo(f"evident {_version()} (code revision {code_revision(root)}, {where} {root})")
+    ctx.exit(EXIT_OK)
+
+
+@click.group(cls=EvidentGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version and the code revision, then exit.")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default="text", show_default=True,
+              envvar="EVIDENT_LOG_FORMAT", show_envvar=True,
+              help="text for people; json: every line on stdout and stderr is one JSON object with the run id.")
+@click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
+              envvar="EVIDENT_LOG_LEVEL", show_envvar=True, help="Least severe log records shown (on stderr).")
 def cli(log_format: str, log_level: str) -> None:
     """Evident: land, build, gate, publish and reconcile every source and published model — and prove what
     happened."""
@@ -129,29 +187,47 @@ def _print_land(outcomes, unrouted: list[str]) -> None:
               f"quarantined {s['rows_quarantined']}, duplicate {s['rows_duplicate']}")
 
 
+def _duration(ctx, param, value: str | None) -> float | None:
+    from evident.health import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except EvidentError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(as_json: bool) -> None:
-    """Batches, last land, rows landed and quarantined per engine and source; unrouted files (reads only)."""
-    from evident.land.sources import load_sources, route
-    from evident.pipeline.context import connect_engines
-    from evident.retry import with_retry
-    from evident.status import engine_status, render
+@click.option("--check", is_flag=True,
+              help="Health check: exit 0 healthy; 1 last run failed, a rejected batch is unresolved or data is "
+                   "stale; 75 a run holds the lock far longer than usual (or, DuckDB only, the run in progress "
+                   "holds the warehouse so nothing can be read now).")
+@click.option("--max-age", callback=_duration, metavar="DURATION",
+              help="With --check: data landed longer ago than this (e.g. 6h, 90m, 2d) is stale; default: each "
+                   "source's dbt freshness error_after.")
+@click.option("--max-run", callback=_duration, metavar="DURATION",
+              help="With --check: a run holding the lock longer than this is stuck; default 3x the median of "
+                   "recent successful runs, at least 15m.")
+def status(as_json: bool, check: bool, max_age: float | None, max_run: float | None) -> None:
+    """Runs, batches, sources, freshness, gate and reconciliation per engine (reads only; --check: health)."""
+    from evident.health import assess
+    from evident.land.sources import load_sources
+    from evident.status import read_status, render
 
     settings = load_settings()
-    sources = load_sources(settings.project)
-    landing = settings.landing_dir
-    unrouted = ([p.relative_to(landing).as_posix() for p in route(sources, landing).unrouted]
-                if landing.is_dir() else [])
-    # Read-only: status never creates a warehouse file, a schema or a table (a mistyped path is exit 2).
-    engines = connect_engines(settings, "evident status", read_only=True)
-    try:
-        statuses = [with_retry(lambda: engine_status(e, sources, unrouted), what=f"{e.name}: reading the status")
-                    for e in engines]
-    finally:
-        for e in engines:
-            e.close()
-    _echo(json.dumps(statuses, indent=2, default=str) if as_json else render(statuses))
+    # Read-only: status never creates a warehouse file, a schema or a table (a mistyped path is exit 2), and
+    # never takes the run lock (it works while a run holds it).
+    report = read_status(settings, load_sources(settings.project), max_run_s=max_run)
+    verdict = assess(report, max_age_s=max_age) if check else None
+    if as_json:
+        document = report["engines"] if verdict is None else {**report, "health": verdict.as_dict()}
+        _echo(json.dumps(document, indent=2, default=str))
+    else:
+        _echo(render(report, verdict))
+    if verdict is not None and verdict.exit_code:
+        raise click.exceptions.Exit(verdict.exit_code)
 
 
 @cli.command()
@@ -212,14 +288,19 @@ def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | Non
 
 @cli.command()
 @click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document summarising the run on stdout (progress and the text summary go to "
+                   "stderr).")
 @_wait_option
-def run(full_refresh: bool, wait: float | None) -> None:
+def run(full_refresh: bool, as_json: bool, wait: float | None) -> None:
     """Land everything new, build, gate, publish (and reconcile when Postgres is configured)."""
     from evident.pipeline.run import run_pipeline
 
     settings = load_settings()
     require_landing_dir(settings)
-    code = run_pipeline(settings, full_refresh=full_refresh, wait=wait, echo=_echo)
+    code = run_pipeline(settings, full_refresh=full_refresh, wait=wait,
+                        echo=functools.partial(_echo, err=True) if as_json else _echo,
+                        on_summary=logs.document if as_json else None)
     if code:
         raise click.exceptions.Exit(code)
 
@@ -259,18 +340,30 @@ def setup_roles(role: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: the one place where errors become exit codes."""
+    if logs.json_mode_requested(sys.argv[1:] if argv is None else argv, dict(os.environ)):
+        logs.configure("json")  # before click parses: a usage error in the group's own options is JSON too
+    try:
+        return _main(argv)
+    finally:
+        logs.restore()  # flushes a partial last line of wrapped output
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         # standalone_mode=False: click returns the code of a command's click.exceptions.Exit instead of exiting
         code = cli.main(args=argv, standalone_mode=False, prog_name="evident")
         return code if isinstance(code, int) else EXIT_OK
     except EvidentError as exc:
-        _echo(f"error ({exc.reason}): {exc}", err=True)
+        _echo(f"error ({exc.reason}): {exc}", err=True, event="error", reason=exc.reason, exit_code=exc.exit_code)
         return exc.exit_code
     except click.exceptions.Abort:
-        _echo("aborted", err=True)
+        _echo("aborted", err=True, event="error", reason="aborted", exit_code=EXIT_USAGE)
         return EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
+        if logs.json_mode():
+            _echo(f"Error: {exc.format_message()}", err=True, event="error", reason="usage", exit_code=EXIT_USAGE)
+        else:
+            exc.show()
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -278,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         report = write_crash_report(exc, argv)
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         _echo(f"internal error (a bug in Evident): {what} — traceback written to "
-              f"{report or '(could not write it; see below)'}; please report it", err=True)
+              f"{report or '(could not write it; see below)'}; please report it", err=True, event="error",
+              reason="internal", exit_code=EXIT_INTERNAL, crash_report=str(report) if report else None)
         if report is None:
             _echo("".join(traceback.format_exception(exc)), err=True)
         return EXIT_INTERNAL

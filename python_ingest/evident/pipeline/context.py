@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from evident import logs
 from evident.config import Settings
 from evident.control.lock import RunLock
 from evident.control.runs import finish_run, new_run_id, start_run
@@ -60,6 +61,7 @@ def prepare_engine(engine: Engine, project: Project | None = None) -> None:
 @contextlib.contextmanager
 def open_run(settings: Settings, command: str, wait: bool | float | None = False) -> Iterator[RunContext]:
     run_id = new_run_id()
+    logs.bind(run_id=run_id, command=command)  # every line from here on carries them (json logs)
     revision = code_revision(settings.project.root)
     with RunLock(settings.duckdb_path, settings.postgres_dsn, run_id, command, wait):
         engines = connect_engines(settings, f"evident {command} {run_id}")
