@@ -54,6 +54,9 @@ class _State:
     stdout: TextIO = sys.stdout  # the real streams (before wrapping)
     stderr: TextIO = sys.stderr
     lock = threading.RLock()
+    # The bound context, process-wide as well as in contextvars: dbt runs its nodes in worker threads, which
+    # do not inherit the contextvars of the thread that started the run.
+    context: dict[str, Any] = {}
 
 
 _state = _State()
@@ -75,6 +78,12 @@ def _timestamp(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> M
     return event
 
 
+def _merge_process_context(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(_state.context.items()):
+        event.setdefault(key, value)
+    return event
+
+
 def _always(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in ALWAYS:
         event.setdefault(key, None)
@@ -89,8 +98,9 @@ def _order(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return ordered
 
 
-_JSON_CHAIN = (merge_contextvars, _always, _timestamp, structlog.processors.format_exc_info, _redact_values,
-               _order, structlog.processors.JSONRenderer(ensure_ascii=False, default=str))
+_JSON_CHAIN = (merge_contextvars, _merge_process_context, _always, _timestamp,
+               structlog.processors.format_exc_info, _redact_values, _order,
+               structlog.processors.JSONRenderer(ensure_ascii=False, default=str))
 
 
 def _json_line(event: dict[str, Any]) -> str:
@@ -164,6 +174,7 @@ def restore() -> None:
                 setattr(sys, name, stream.target)
         _state.fmt = "text"
         clear_contextvars()
+        _state.context.clear()
 
 
 def json_mode() -> bool:
@@ -272,24 +283,35 @@ def document(obj: Any, *, err: bool = False) -> None:
 
 
 def bind(**context: Any) -> None:
-    """Context every later line carries (e.g. run_id and command when a run starts)."""
+    """Context every later line carries (e.g. run_id and command when a run starts), from any thread."""
     bind_contextvars(**context)
+    _state.context.update(context)
 
 
 def unbind(*keys: str) -> None:
     unbind_contextvars(*keys)
+    for key in keys:
+        _state.context.pop(key, None)
 
 
 def context() -> dict[str, Any]:
     """The bound context (run_id, command, step …)."""
-    return dict(get_contextvars())
+    return {**_state.context, **get_contextvars()}
 
 
 @contextlib.contextmanager
 def step(name: str) -> Iterator[None]:
-    """Lines printed inside carry `step`."""
-    with bound_contextvars(step=name):
-        yield
+    """Lines printed inside carry `step` (also those of worker threads)."""
+    previous = _state.context.get("step")
+    _state.context["step"] = name
+    try:
+        with bound_contextvars(step=name):
+            yield
+    finally:
+        if previous is None:
+            _state.context.pop("step", None)
+        else:
+            _state.context["step"] = previous
 
 
 # ------------------------------------------------------------------------------------------ progress
