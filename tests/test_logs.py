@@ -124,6 +124,38 @@ def test_dbt_output_under_json_logs_is_wrapped_into_json_lines_with_the_run_id(s
     assert finished["summary"]["error"]["reason"] == "build_failed"
 
 
+def test_a_failing_gate_under_json_logs_is_json_lines_with_the_run_id(settings):
+    """Great Expectations validates for real and fails (a suite that allows at most one session)."""
+    suite = settings.project.root / "expectations" / "gx" / "expectations" / "fct_sessions.json"
+    definition = json.loads(suite.read_text())
+    definition["expectations"].append({"id": "00000000-0000-4000-8000-000000000001", "meta": {},
+                                       "severity": "critical", "type": "expect_table_row_count_to_be_between",
+                                       "kwargs": {"min_value": 0, "max_value": 1}})
+    suite.write_text(json.dumps(definition, indent=2))
+    generate_sample(settings.landing_dir, events=200, days=1, seed=17)
+    result = run_cli(settings, "--log-format", "json", "run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    entries = json_lines(result)
+    assert {e["run_id"] for e in entries} == {the_run_id(settings)}
+    [finished] = [e for e in entries if e.get("event") == "run_finished"]
+    assert finished["summary"]["error"]["reason"] == "gate_failed"
+    assert "expect_table_row_count_to_be_between" in finished["summary"]["error"]["message"]
+    assert [e["step"] for e in entries if e.get("event") == "step_finished" and e["outcome"] == "failed"] == ["gate"]
+
+
+def test_land_under_json_logs_prints_one_line_per_batch_with_its_id(settings):
+    generate_sample(settings.landing_dir, events=200, days=2, seed=18)
+    result = run_cli(settings, "--log-format", "json", "land")
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = json_lines(result)
+    [(run_id,)] = query(settings, "duckdb", "select run_id from evident.runs where command = 'land'")
+    assert {e["run_id"] for e in entries} == {run_id} and {e["command"] for e in entries} == {"land"}
+    batches = {e["batch_id"]: (e["source_file"], e["rows_in"], e["rows_landed"])
+               for e in entries if e.get("event") == "batch"}
+    assert batches == {b: (f, i, n) for b, f, i, n in query(
+        settings, "duckdb", "select batch_id, source_file, rows_in, rows_landed from evident.batches")}
+
+
 def test_a_run_refused_by_the_lock_logs_its_run_id_and_exit_code(settings):
     generate_sample(settings.landing_dir, events=50, days=1, seed=14)
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)

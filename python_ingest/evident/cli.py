@@ -177,6 +177,11 @@ def _print_land(outcomes, unrouted: list[str]) -> None:
     if not outcomes:
         _echo("no source files under the landing dir")
     for o in outcomes:
+        if logs.json_mode():  # one line per batch, with its id and counts
+            from evident.pipeline.run import batch_facts
+
+            _echo(f"batch {o.batch_id} {o.status} [{o.engine}] {o.source_file}", event="batch",
+                  level="error" if o.status == "rejected" else "info", **batch_facts(o))
         if o.status == "rejected":
             _echo(f"REJECTED [{o.engine}] {o.message}", err=True)
         elif o.status == "previously_rejected":

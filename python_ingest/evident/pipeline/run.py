@@ -63,9 +63,9 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
                 for o in outcomes:
                     if logs.json_mode():
                         echo(f"batch {o.batch_id} {o.status} [{o.engine}] {o.source_file}", event="batch",
-                             level="error" if o.status == "rejected" else "info", step="land", **_batch_facts(o))
+                             level="error" if o.status == "rejected" else "info", step="land", **batch_facts(o))
                     if o.status == "rejected":
-                        summary["rejected"].append(_batch_facts(o))
+                        summary["rejected"].append(batch_facts(o))
                         lines.append(f"REJECTED [{o.engine}] {o.message}")
                         code = EXIT_DATA
                 summary["unrouted"] = ctx.detail.get("unrouted", [])
@@ -136,7 +136,7 @@ def _error_facts(exc: BaseException) -> dict[str, Any]:
             "exit_code": EXIT_INTERNAL}
 
 
-def _batch_facts(o) -> dict[str, Any]:
+def batch_facts(o) -> dict[str, Any]:
     return {"batch_id": o.batch_id, "engine": o.engine, "source_file": o.source_file, "status": o.status,
             "rows_in": o.rows_in, "rows_landed": o.rows_landed, "rows_quarantined": o.rows_quarantined,
             "rows_duplicate": o.rows_duplicate, "detail": o.message or None, "reasons": dict(o.reasons)}
