@@ -294,6 +294,47 @@ def test_text_mode_prints_the_text_as_it_is(streams):
     assert err.getvalue() == "REJECTED x\nWARNING evident.retry: transient fault\n"
 
 
+def test_a_run_with_stderr_on_a_terminal_shows_a_live_status_line_and_wipes_it(settings):
+    """A real run with stderr on a pseudo-terminal: the slow steps (build, gate take seconds) get a status line
+    redrawn every second, wiped before the next output; stdout (a pipe) stays plain lines."""
+    import os
+    import pty
+    import sys
+    import threading
+
+    from tests.helpers import env_for
+
+    generate_sample(settings.landing_dir, events=200, days=1, seed=19)
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    primary, secondary = pty.openpty()
+    drawn = bytearray()
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the other side closed
+                return
+            if not chunk:
+                return
+            drawn.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "evident.cli", "run"], env=env_for(settings),
+                                stdout=subprocess.PIPE, stderr=secondary, text=True, timeout=300)
+    finally:
+        os.close(secondary)
+    reader.join(timeout=10)
+    os.close(primary)
+    assert result.returncode == 0, drawn.decode(errors="replace")
+    terminal = drawn.decode()
+    assert re.search(r"\r(build|gate) … [1-9]\d* s", terminal), terminal
+    assert terminal.rstrip(" ").endswith("\r")  # the last status line was wiped
+    assert "\r" not in result.stdout and "▶ build …" in result.stdout
+
+
 def test_progress_shows_only_on_a_terminal_and_counts_what_the_step_reports(streams):
     streams()
 

@@ -199,6 +199,7 @@ class _RealStderr(io.TextIOBase):
 
     def write(self, text: str) -> int:
         with _state.lock:
+            _clear_progress()  # a log record never lands at the end of the status line
             return _state.stderr.write(text)
 
     def flush(self) -> None:
@@ -268,6 +269,7 @@ def echo(text: str, *, err: bool = False, event: str | None = None, level: str |
             entry.update(fields)
             stream.write(_json_line(entry) + "\n")
         else:
+            _clear_progress()
             stream.write(redact(text) + "\n")
         stream.flush()
 
@@ -375,7 +377,7 @@ class Progress:
         with _state.lock:
             self.stream.write("\r" + text.ljust(self._drawn))
             self.stream.flush()
-        self._drawn = len(text)
+            self._drawn = len(text)
 
     def _clear(self) -> None:
         if self._drawn and self.stream is not None:
@@ -383,6 +385,13 @@ class Progress:
                 self.stream.write("\r" + " " * self._drawn + "\r")
                 self.stream.flush()
             self._drawn = 0
+
+
+def _clear_progress() -> None:
+    """Wipe the status line before other text is printed (it is drawn again at its next tick)."""
+    current = Progress._current
+    if current is not None:
+        current._clear()
 
 
 def advance(*, files: int = 0, rows: int = 0) -> None:
