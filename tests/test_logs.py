@@ -156,6 +156,24 @@ def test_land_under_json_logs_prints_one_line_per_batch_with_its_id(settings):
         settings, "duckdb", "select batch_id, source_file, rows_in, rows_landed from evident.batches")}
 
 
+@pytest.mark.postgres
+def test_a_run_on_both_engines_under_json_logs_carries_the_run_id_through_reconcile(tmp_path, fresh_pg_dsn):
+    settings = project_settings(make_project(tmp_path / "project"), fresh_pg_dsn)
+    generate_sample(settings.landing_dir, events=200, days=2, seed=20)
+    result = run_cli(settings, "--log-format", "json", "run", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = json_lines(result)
+    [(run_id,)] = query(settings, "postgres", "select run_id from evident.runs where command = 'run'")
+    assert query(settings, "duckdb", "select run_id from evident.runs where command = 'run'") == [(run_id,)]
+    assert {e["run_id"] for e in entries} == {run_id}
+    [doc] = [e for e in entries if e["_stream"] == "stdout"]
+    assert set(doc["land"]) == {"duckdb", "postgres"}
+    assert doc["land"]["duckdb"]["rows_landed"] == doc["land"]["postgres"]["rows_landed"] > 0
+    assert doc["reconcile"]["status"] != "skipped" and doc["reconcile"]["success"] is True
+    assert len({(b["engine"], b["batch_id"]) for b in (e for e in entries if e.get("event") == "batch")}) == \
+        2 * len(query(settings, "postgres", "select batch_id from evident.batches"))
+
+
 def test_a_run_refused_by_the_lock_logs_its_run_id_and_exit_code(settings):
     generate_sample(settings.landing_dir, events=50, days=1, seed=14)
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
