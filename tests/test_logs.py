@@ -230,6 +230,8 @@ def test_run_json_prints_one_document_with_the_numbers_of_the_text_summary(setti
     assert doc["reconcile"]["status"] == "skipped" and \
         f"  {doc['reconcile']['lines'][0]}" in text
     assert doc["rejected"] == [] and doc["error"] is None
+    [(revision,)] = query(settings, "duckdb", "select code_revision from evident.runs")
+    assert doc["code_revision"] == revision
 
 
 def test_run_json_with_json_logs_is_one_line_and_every_other_line_is_json_too(settings):

@@ -371,6 +371,8 @@ def _main(argv: list[str] | None) -> int:
             exc.show()
         return EXIT_USAGE
     except KeyboardInterrupt:
+        if logs.json_mode():
+            _echo("interrupted", err=True, event="error", reason="interrupted", exit_code=130)
         return 130
     except Exception as exc:  # not an EvidentError: a bug, whatever it is
         report = write_crash_report(exc, argv)

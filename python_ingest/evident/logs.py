@@ -127,7 +127,8 @@ class _JsonFormatter(structlog.stdlib.ProcessorFormatter):
 
 def _from_record(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record: logging.LogRecord = event["_record"]
-    event["message"] = event.pop("event")
+    event["message"] = str(event.pop("event")).rstrip()
+    event["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     event.update(_record_fields(record))
     return event
 

@@ -28,9 +28,9 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
     lines: list[str] = []
     code = EXIT_OK
     # The facts behind `lines`, for machines: every number in a line comes from here.
-    summary: dict[str, Any] = {"run_id": None, "command": "run", "full_refresh": full_refresh, "status": "failed",
-                               "exit_code": None, "duration_s": None, "steps_s": timings, "land": {},
-                               "rejected": [], "unrouted": [], "build": [], "gate": None, "publish": [],
+    summary: dict[str, Any] = {"run_id": None, "command": "run", "code_revision": None, "full_refresh": full_refresh,
+                               "status": "failed", "exit_code": None, "duration_s": None, "steps_s": timings,
+                               "land": {}, "rejected": [], "unrouted": [], "build": [], "gate": None, "publish": [],
                                "reconcile": None, "error": None}
     run_started = time.monotonic()
 
@@ -53,7 +53,7 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
 
     try:
         with open_run(settings, "run", wait) as ctx:
-            summary["run_id"] = ctx.run_id
+            summary["run_id"], summary["code_revision"] = ctx.run_id, ctx.code_revision
             try:
                 outcomes = step("land", lambda: land(ctx), lambda r: summary.update(land=summarize(r)))
                 for engine, s in summary["land"].items():
