@@ -27,9 +27,11 @@ from pathlib import Path
 import psycopg
 
 from evident import reconcile as rc
+from evident.build.manifest import published_models
 from evident.engines import DuckDBEngine, PostgresEngine
 from evident.pipeline.context import prepare_engine
-from evident.publish.marts import MARTS, published_ddl
+from evident.project import find_project
+from evident.publish.marts import published_ddl
 
 from .common import postgres_dsn, write_result
 
@@ -90,7 +92,7 @@ def build(engine, events: int, days: int, users: int, with_raw: bool) -> float:
     started = time.perf_counter()
     prepare_engine(engine)
     engine.execute("create schema if not exists published")
-    for mart in MARTS:
+    for mart in (m for n, m in published_models(find_project()).items() if n in ("fct_sessions", "fct_daily_metrics")):
         engine.execute(f"drop table if exists published.{mart.name}")
         engine.execute(published_ddl(mart))
     engine.execute(_sessions_sql(engine.name, max(1, events // SESSION_EVENTS), days, users))

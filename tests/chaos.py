@@ -26,9 +26,8 @@ from evident.config import Settings
 from evident.engines import DuckDBEngine, Engine, PostgresEngine
 from evident.fingerprint import Column
 from evident.fingerprint import fingerprint as table_fingerprint
-from evident.publish.marts import MARTS
 from evident.sample import generate_sample
-from tests.helpers import env_for, settings_for
+from tests.helpers import env_for, published_marts, settings_for
 
 FAULT_POINTS = [
     "land.postgres.validated", "land.postgres.mid_transaction", "land.postgres.before_commit",
@@ -81,8 +80,8 @@ def snapshot(settings: Settings) -> dict:
         try:
             published = {r[0] for r in engine.fetchall(
                 "select table_name from information_schema.tables where table_schema = 'published'")}
-            marts = {m.name: table_fingerprint(engine, f"published.{m.name}", list(m.columns))
-                     if m.name in published else None for m in MARTS}
+            marts = {m.name: table_fingerprint(engine, m.published, [c.as_fingerprint_column() for c in m.columns])
+                     if m.name in published else None for m in published_marts(None)}
             snap[engine.name] = {
                 "raw": table_fingerprint(engine, "raw.app_events", RAW_COLUMNS),
                 "marts": marts,

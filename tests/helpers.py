@@ -143,3 +143,15 @@ class NamedRows(Validator):
         self.Named = namedtuple("Named", ["key", *contract.fields, "payload_sha256"])  # type: ignore[misc]
         positional = self.build
         self.build = lambda typed: self.Named(*positional(typed))
+
+
+APP_EVENTS_MARTS = ("fct_sessions", "fct_daily_metrics")
+
+
+def published_marts(names: tuple[str, ...] | None = APP_EVENTS_MARTS, project_root: Path = REPO) -> list:
+    """The published models dbt's manifest declares (evident.build.manifest), those named (None = all)."""
+    from evident.build.manifest import published_models
+    from evident.project import Project
+
+    models = published_models(Project(project_root))
+    return [m for n, m in models.items() if names is None or n in names]

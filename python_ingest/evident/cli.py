@@ -260,17 +260,36 @@ def publish(wait: float | None) -> None:
 
 @cli.command()
 @click.option("--table", "tables", multiple=True,
-              help="raw.app_events | fct_sessions | fct_daily_metrics (repeatable; default all).")
+              help="raw.<source> or a published model, e.g. raw.orders, fct_sessions (repeatable; default all).")
 @click.option("--date-from", help="First partition date to compare (YYYY-MM-DD).")
 @click.option("--date-to", help="Last partition date to compare (YYYY-MM-DD).")
 @_wait_option
 def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, wait: float | None) -> None:
-    """Compare raw and published marts between DuckDB and Postgres; report differing keys per partition."""
+    """Compare every raw source and published model between DuckDB and Postgres; report differing keys."""
     from evident.pipeline.context import open_run
     from evident.reconcile.step import run_reconcile
 
     with open_run(load_settings(), "reconcile", wait) as ctx:
         _echo(run_reconcile(ctx, tables=tables or None, date_from=date_from, date_to=date_to).render())
+
+
+@cli.group()
+def suite() -> None:
+    """The gate's Great Expectations suites (expectations/gx/expectations/)."""
+
+
+@suite.command("init")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Replace an existing suite with the baseline.")
+def suite_init(name: str, force: bool) -> None:
+    """Write the baseline suite NAME: raw_<source> from the source's contract, <model> from the published
+    model's dbt contract and meta.evident.key (grain unique, not-null columns, enums, ranges)."""
+    from evident.gate.suites import write_baseline
+    from evident.project import find_project
+
+    path, count = write_baseline(find_project(), name, force=force)
+    _echo(f"suite {name}: wrote {count} expectations to {path}; review it and add the checks the contract "
+          "cannot know (ranges, identities), then `evident gate`")
 
 
 @cli.command()

@@ -9,16 +9,15 @@ import pytest
 
 from evident.engines import DuckDBEngine, PostgresEngine
 from evident.pipeline.context import prepare_engine
-from evident.publish.marts import MARTS
 from evident.publish.step import publish_engine
 from evident.sample import generate_sample
-from tests.helpers import query, run_cli, settings_for, source_dir
+from tests.helpers import published_marts, query, run_cli, settings_for, source_dir
 
 
 def published(settings, engine: str) -> dict[str, list[tuple]]:
     order = {"fct_sessions": "session_id", "fct_daily_metrics": "metric_date, metric_name"}
     return {m.name: query(settings, engine, f"select * from published.{m.name} order by {order[m.name]}")
-            for m in MARTS}
+            for m in published_marts()}
 
 
 def corrupt(settings, sql: str) -> None:
@@ -97,7 +96,7 @@ def test_a_reader_in_a_transaction_sees_the_whole_old_or_the_whole_new_publicati
     for engine in (DuckDBEngine(tmp_path / "w.duckdb"), PostgresEngine(fresh_pg_dsn)):
         prepare_engine(engine)
         _seed_audit_area(engine, 100)
-        publish_engine(engine, "run-1", "gate-1")
+        publish_engine(engine, "run-1", "gate-1", {m.name: m for m in published_marts()})
         _seed_audit_area(engine, 250)
         if engine.name == "postgres":
             reader = psycopg.connect(fresh_pg_dsn)
@@ -110,7 +109,7 @@ def test_a_reader_in_a_transaction_sees_the_whole_old_or_the_whole_new_publicati
         snapshot_sql = ("select (select count(*) from published.fct_sessions), "
                         "(select max(metric_value) from published.fct_daily_metrics)")
         assert read(snapshot_sql) == (100, 100)
-        publish_engine(engine, "run-2", "gate-2")
+        publish_engine(engine, "run-2", "gate-2", {m.name: m for m in published_marts()})
         assert read(snapshot_sql) == (100, 100)  # the open transaction still sees the old publication whole
         reader.commit() if engine.name == "postgres" else reader.execute("commit")
         assert read(snapshot_sql) == (250, 250)

@@ -4,14 +4,18 @@
     print(report.render())          # failures as a table: expectation, column, observed vs expected, values
     if not report.success: ...      # publication must not happen
 
-The GX project is expectations/gx (file mode, in version control): four suites (raw_app_events,
-stg_app_events, fct_sessions, fct_daily_metrics), one validation definition per (engine, suite), one checkpoint
-per engine (`gate_duckdb`, `gate_postgres`), without actions. The Data Docs site
+The GX project is expectations/gx (file mode, in version control): one suite per raw source (`raw_<source>`)
+and per published model (`<model>`), plus any suite named like another dbt model (stg_app_events). Which
+sources and models exist comes from the contracts and dbt's manifest (evident.gate.suites); one without a
+suite is exit 2 naming it and `evident suite init`. The validation definitions (one per engine and suite) and
+checkpoints (`gate_duckdb`, `gate_postgres`, without actions) are derived for each run in memory
+(evident.gate.context), never hand-maintained. The Data Docs site
 (expectations/gx/uncommitted/data_docs/local_site/, git-ignored like the stored validation results) is rebuilt
 when a gate fails, so the report can point at it, and by `evident docs`; not on every passing gate, because GX
 re-renders every stored result each time (that made each gate slower than the last). Stored validation results
 are pruned to the newest KEEP_VALIDATION_RUNS runs per suite; evident.gate_results keeps the whole history.
-The suites are the same JSON for both engines; the engines differ only in their datasource:
+The suites are the same JSON for both engines; the engines differ only in their datasource
+(great_expectations.yml, `fluent_datasources`):
 
 - `postgres`: GX's Postgres SQL datasource, `connection_string: ${EVIDENT_GX_POSTGRES_URL}`;
 - `duckdb`: `evident_duckdb` (evident.engines.gx_duckdb: one persisted connection, default DuckDB configuration),
@@ -47,9 +51,12 @@ from evident.config import temporary_environment
 from evident.engines import Engine, classify
 from evident.errors import ConfigError
 from evident.gate.checks import SAMPLE_SIZE, checks_from_suite_result, dumps, error_check
+from evident.gate.context import gate_context
 from evident.gate.data_docs import prune_validation_results, render_data_docs
 from evident.gate.report import CheckResult, GateReport, clip
 from evident.gate.store import store_results
+from evident.gate.suites import SuiteTarget, gate_targets
+from evident.project import Project, find_project
 from evident.retry import with_retry
 from evident.secrets import redact
 
@@ -63,16 +70,22 @@ def run_gate(
     *,
     project_dir: str | os.PathLike[str],
     store: bool = True,
+    targets: Sequence[SuiteTarget] | None = None,
+    evident_project: Project | None = None,
 ) -> GateReport:
-    """Validate raw.app_events and analytics.* on every engine with the committed checkpoints.
+    """Validate every raw source and published model (and other models with a suite) on every engine.
 
+    `project_dir` is the GX project's folder (expectations/); `targets` default to evident.gate.suites'
+    gate_targets of `evident_project` (default: the current project) with that folder's suites.
     Never raises for a data failure (the report says what failed); raises ConfigError when the GX project is
-    missing or an engine is of an unknown kind. Results are stored in evident.gate_results on every engine
-    (each engine's control plane gets the whole report) unless store=False.
+    missing, a source or published model has no suite, or an engine has no datasource. Results are stored in
+    evident.gate_results on every engine (each engine's control plane gets the whole report) unless store=False.
     """
     project = Path(project_dir)
     if not (project / "gx" / "great_expectations.yml").is_file():
         raise ConfigError(f"no Great Expectations project at {project}/gx (great_expectations.yml missing)")
+    if targets is None:
+        targets = gate_targets(evident_project or find_project(), project / "gx" / "expectations")
     per_engine = ({e.name: list(batch_ids.get(e.name, ())) for e in engines} if isinstance(batch_ids, Mapping)
                   else {e.name: list(batch_ids) for e in engines})
     report = GateReport(run_id=run_id, batch_ids=per_engine)
@@ -88,11 +101,14 @@ def run_gate(
         from evident.engines import gx_duckdb  # noqa: F401  registers the evident_duckdb datasource type
 
         report.import_s = time.monotonic() - started
-        context = gx.get_context(mode="file", project_root_dir=str(project))
+        context, setup_failures = gate_context(project / "gx", [e.name for e in engines], targets)
         try:
             for engine in engines:
                 t0 = time.monotonic()
-                report.checks.extend(_validate_engine(context, engine.name, run_id))
+                report.checks.extend(error_check(engine.name, suite, message)
+                                     for suite, message in setup_failures.get(engine.name, []))
+                if len(setup_failures.get(engine.name, [])) < len(targets):
+                    report.checks.extend(_validate_engine(context, engine.name, run_id))
                 report.elapsed_s[engine.name] = time.monotonic() - t0
             prune_validation_results(project)
             if not report.success:

@@ -1,35 +1,32 @@
-"""The published models: name, grain and columns of each mart `evident publish` copies to published.*."""
+"""The published tables: published.<model> for every model dbt's manifest declares published
+(evident.build.manifest), with the columns and types of its enforced contract, audit columns left out."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from evident.fingerprint import Column
-
-
-@dataclass(frozen=True)
-class Mart:
-    name: str
-    key: tuple[str, ...]
-    columns: tuple[Column, ...]
+from evident.build.manifest import PublishedModel, quote
+from evident.engines import Engine
 
 
-MARTS = (
-    Mart("fct_sessions", ("session_id",), (
-        Column("session_id", "text"), Column("user_id", "int"), Column("session_start", "timestamp"),
-        Column("session_end", "timestamp"), Column("event_count", "int"), Column("has_purchase", "bool"),
-        Column("revenue", "decimal"))),
-    Mart("fct_daily_metrics", ("metric_date", "metric_name"), (
-        Column("metric_date", "date"), Column("metric_name", "text"), Column("metric_value", "decimal"))),
-)
-_TYPES = {"text": "varchar", "int": "bigint", "timestamp": "timestamp", "date": "date",
-          "decimal": "decimal(38,6)", "bool": "boolean"}
-_PUBLISHED_TYPES = {("fct_sessions", "user_id"): "bigint", ("fct_sessions", "event_count"): "integer",
-                    ("fct_sessions", "revenue"): "decimal(18,2)"}
-
-
-def published_ddl(mart: Mart) -> str:
-    cols = ", ".join(f"{c.name} {_PUBLISHED_TYPES.get((mart.name, c.name), _TYPES[c.kind])} not null"
-                     for c in mart.columns)
+def published_ddl(model: PublishedModel) -> str:
+    cols = ", ".join(f"{quote(c.name)} {c.data_type}{' not null' if c.not_null else ''}" for c in model.columns)
     # No primary key: the gate proves the grain, and DuckDB's index checks reject a delete and re-insert of
     # one key inside a transaction.
-    return f"create table if not exists published.{mart.name} ({cols})"
+    return f"create table {model.published} ({cols})"
+
+
+def ensure_published_table(engine: Engine, model: PublishedModel) -> bool:
+    """Create published.<model> if missing; re-create it (inside the caller's transaction, so readers see the
+    old or the new table) when its columns no longer match the contract. True when it was (re)created."""
+    expected = {c.name: c.data_type for c in model.columns}
+    existing = engine.table_columns("published", model.name)
+    if existing == expected:
+        return False
+    if existing:
+        engine.execute(f"drop table {model.published}")
+    engine.execute(published_ddl(model))
+    return True
+
+
+def published_tables(engine: Engine) -> list[str]:
+    """The tables that exist in schema published on this engine (declared or not)."""
+    return [r[0] for r in engine.fetchall(
+        "select table_name from information_schema.tables where table_schema = 'published' order by table_name")]

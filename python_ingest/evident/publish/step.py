@@ -1,4 +1,8 @@
-"""`evident publish`: make published.* equal to the audited analytics.* marts, atomically for readers.
+"""`evident publish`: make published.* equal to the audited analytics.* models, atomically for readers.
+
+What is published is what dbt's manifest declares (`meta.evident.publish`, evident.build.manifest): every such
+model, with its contract's columns (audit columns left out). A model whose `publish` is removed is no longer
+touched; its published table stays as it was (`evident status` reports it as no longer declared).
 
 Write–audit–publish: dbt writes analytics.* (the audit area), the gate audits it, and only then does this step
 change what dashboards read. Per engine, one transaction moves only what changed: rows of published.* that
@@ -10,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evident import faults
+from evident.build.manifest import PublishedModel, published_models, quote
 from evident.control.batches import advance, batches_in, utcnow
 from evident.engines import Engine
 from evident.errors import PublishRefused
 from evident.fingerprint import fingerprint
 from evident.pipeline.context import RunContext
-from evident.publish.marts import MARTS, Mart, published_ddl
+from evident.publish.marts import ensure_published_table
 from evident.retry import with_retry
 
 
@@ -29,15 +34,15 @@ class Publication:
     fingerprint: int
 
 
-def _publish_mart(engine: Engine, mart: Mart) -> tuple[int, int]:
-    cols = ", ".join(c.name for c in mart.columns)
-    keys = ", ".join(mart.key)
-    target, audited = f"published.{mart.name}", f"analytics.{mart.name}"
+def _publish_model(engine: Engine, model: PublishedModel) -> tuple[int, int]:
+    cols = ", ".join(quote(c.name) for c in model.columns)
+    keys = ", ".join(quote(k) for k in model.key)
+    target, audited = model.published, model.audited
     # Keys whose published row is gone from, or differs from, the audited mart.
     engine.execute(f"create temp table evident_stale as select {keys} from "
                    f"(select {cols} from {target} except select {cols} from {audited}) changed")
     deleted = engine.fetchvalue("select count(*) from evident_stale")
-    match = " and ".join(f"p.{k} = s.{k}" for k in mart.key)
+    match = " and ".join(f"p.{quote(k)} = s.{quote(k)}" for k in model.key)
     engine.execute(f"delete from {target} as p where exists (select 1 from evident_stale as s where {match})")
     engine.execute("drop table evident_stale")
     inserted = engine.fetchvalue(f"select count(*) from (select {cols} from {audited} except "
@@ -46,20 +51,22 @@ def _publish_mart(engine: Engine, mart: Mart) -> tuple[int, int]:
     return inserted, deleted
 
 
-def publish_engine(engine: Engine, run_id: str, gate_run_id: str | None) -> list[Publication]:
+def publish_engine(engine: Engine, run_id: str, gate_run_id: str | None,
+                   models: dict[str, PublishedModel]) -> list[Publication]:
     publications = []
     with engine.transaction():
         engine.execute("create schema if not exists published")
-        for mart in MARTS:
-            engine.execute(published_ddl(mart))
-            inserted, deleted = _publish_mart(engine, mart)
-            faults.point(f"publish.{engine.name}.{mart.name}")
-            rows, fp = fingerprint(engine, f"published.{mart.name}", list(mart.columns))
-            publications.append(Publication(engine.name, mart.name, rows, inserted, deleted, fp))
+        for model in models.values():
+            ensure_published_table(engine, model)
+            inserted, deleted = _publish_model(engine, model)
+            faults.point(f"publish.{engine.name}.{model.name}")
+            columns = [c.as_fingerprint_column() for c in model.columns]
+            rows, fp = fingerprint(engine, model.published, columns)
+            publications.append(Publication(engine.name, model.name, rows, inserted, deleted, fp))
             engine.execute(
                 "insert into evident.publications (run_id, engine, table_name, row_count, rows_inserted, "
                 "rows_deleted, fingerprint, gate_run_id, published_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [run_id, engine.name, mart.name, rows, inserted, deleted, str(fp), gate_run_id, utcnow()])
+                [run_id, engine.name, model.name, rows, inserted, deleted, str(fp), gate_run_id, utcnow()])
     return publications
 
 
@@ -69,10 +76,11 @@ def publish(ctx: RunContext, gate_run_ids: dict[str, str]) -> list[Publication]:
     if missing:
         raise PublishRefused(f"the gate has not passed for the current build on {', '.join(missing)}; "
                              "published.* is unchanged (run `evident gate` first)")
+    models = published_models(ctx.settings.project)
     publications: list[Publication] = []
     for engine in ctx.engines:
         gated = batches_in(engine, "gated")
-        publications += with_retry(lambda: publish_engine(engine, ctx.run_id, gate_run_ids[engine.name]),
+        publications += with_retry(lambda: publish_engine(engine, ctx.run_id, gate_run_ids[engine.name], models),
                                    what=f"{engine.name}: publishing")
         advance(engine, gated, "gated", "published", ctx.run_id)
     ctx.detail["publish"] = [p.__dict__ for p in publications]

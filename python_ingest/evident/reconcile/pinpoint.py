@@ -156,9 +156,12 @@ def _judge(spec: TableSpec, result: PartitionResult) -> None:
             continue
         for c in d.columns:
             try:
-                deltas.append(abs(Decimal(d.duckdb[c]) - Decimal(d.postgres[c])))
+                delta = abs(Decimal(d.duckdb[c]) - Decimal(d.postgres[c]))
             except (InvalidOperation, TypeError):
                 measure_only = False
+                continue
+            deltas.append(delta)
+            if delta > spec.tolerance.get(c, Decimal(0)):  # each measure against its own tolerance
+                measure_only = False
     result.max_measure_delta = max(deltas, default=Decimal(0))
-    result.within_threshold = (measure_only and result.duckdb_rows == result.postgres_rows
-                               and result.max_measure_delta <= spec.measure_tolerance)
+    result.within_threshold = measure_only and result.duckdb_rows == result.postgres_rows

@@ -1,11 +1,12 @@
-"""What reconciliation compares: a TableSpec per raw table and published model (columns, key, partition,
-measures, tolerance)."""
+"""What reconciliation compares: a TableSpec per raw table (from its source's contract) and per published model
+(from dbt's manifest, evident.build.manifest: columns, key, partition, measures, tolerance)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from evident.build.manifest import PublishedModel, published_models
 from evident.errors import ConfigError
 from evident.fingerprint import Column
 from evident.land.contracts import Contract
@@ -21,7 +22,12 @@ class TableSpec:
     key: tuple[str, ...]
     partition_column: str  # partition = its (UTC) date
     measures: tuple[str, ...]  # decimal columns summed exactly per partition
-    measure_tolerance: Decimal = Decimal(0)  # max |duckdb - postgres| per measure value accepted
+    tolerance: Mapping[str, Decimal] = field(default_factory=dict)  # max |duckdb - postgres| accepted per measure
+
+    @property
+    def measure_tolerance(self) -> Decimal:
+        """The largest tolerance of any measure (the report's threshold column)."""
+        return max(self.tolerance.values(), default=Decimal(0))
 
     @property
     def short_name(self) -> str:
@@ -50,19 +56,18 @@ def raw_spec(contract: Contract) -> TableSpec:
     return TableSpec(table.name, columns, (KEY_COLUMN,), contract.partition_by, measures)
 
 
+def model_spec(model: PublishedModel) -> TableSpec:
+    """published.<model>: its published columns, key, partition, measures and tolerance as meta.evident says."""
+    return TableSpec(f"published.{model.name}", tuple(c.as_fingerprint_column() for c in model.columns), model.key,
+                     model.partition_by, model.measures, dict(model.tolerance))
+
+
 def table_specs(project: Project | None = None) -> dict[str, TableSpec]:
     """Every table reconciliation compares: each source's raw table and each published model."""
-    from evident.publish.marts import MARTS
-
-    marts = {m.name: m for m in MARTS}
-    raws = [raw_spec(source.contract) for source in load_sources(project or find_project()).values()]
-    sessions = TableSpec("published.fct_sessions", marts["fct_sessions"].columns, marts["fct_sessions"].key,
-                         "session_start", ("revenue",))
-    # session_conversion_rate is rounded to 6 places in each engine: one unit of that rounding is accepted.
-    metrics = TableSpec("published.fct_daily_metrics", marts["fct_daily_metrics"].columns,
-                        marts["fct_daily_metrics"].key, "metric_date", ("metric_value",),
-                        measure_tolerance=Decimal("0.000001"))
-    return {s.name: s for s in (*raws, sessions, metrics)}
+    project = project or find_project()
+    raws = [raw_spec(source.contract) for source in load_sources(project).values()]
+    models = [model_spec(m) for m in published_models(project).values()]
+    return {s.name: s for s in (*raws, *models)}
 
 
 def resolve_tables(names: Sequence[str] | None, project: Project | None = None) -> list[TableSpec]:
