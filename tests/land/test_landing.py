@@ -122,6 +122,31 @@ def test_validating_in_worker_processes_lands_exactly_what_the_main_process_land
         assert query(settings, engine, manifest) == query(inline, "duckdb", manifest)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_file_cut_into_many_chunks_lands_exactly_what_one_chunk_lands(settings, defect_sample, tmp_path,
+                                                                      monkeypatch, workers):
+    """Duplicates and conflicts across chunk boundaries are judged like those inside one chunk: by the engine,
+    over the whole batch, first delivery winning."""
+    from evident.land import chunks
+
+    sample_dir, defects = defect_sample
+    assert {d.reason_code for d in defects} >= {"conflicting_duplicate"}
+    whole = replace(settings_for(tmp_path / "whole"), land_workers=0)
+    copy_tree(sample_dir, whole.landing_dir)
+    land_all(whole)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 1500)  # a few lines per chunk
+    settings = replace(settings, land_workers=workers)
+    copy_tree(sample_dir, settings.landing_dir)
+    assert {o.status for o in land_all(settings)} == {"landed"}
+    manifest = ("select batch_id, source_file, state, land_seq, rows_in, rows_landed, rows_quarantined, "
+                "rows_duplicate, landed_checksum, min_event_ts, max_event_ts, event_dates from evident.batches "
+                "order by batch_id")
+    for engine in settings.engines:
+        assert raw_rows(settings, engine) == raw_rows(whole, "duckdb")
+        assert quarantine_rows(settings, engine) == quarantine_rows(whole, "duckdb")
+        assert query(settings, engine, manifest) == query(whole, "duckdb", manifest)
+
+
 def test_a_bad_worker_count_is_a_configuration_error(settings, clean_sample):
     copy_tree(clean_sample, settings.landing_dir)
     result = run_cli(settings, "land", EVIDENT_LAND_WORKERS="two")

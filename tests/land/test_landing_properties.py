@@ -108,8 +108,7 @@ def check_one_outcome_per_line(files: dict[str, bytes], snap: dict[str, list[tup
                 assert text == stored_raw_text(line), (name, number)
                 if reason == "conflicting_duplicate":
                     assert isinstance(expected, Row), (name, number, expected)
-                    # a failed batch keeps the evidence found before the landed rows were looked at
-                    assert conflict if state == "landed" else expected[PAYLOAD] != first, (name, number)
+                    assert conflict, (name, number)  # a failed batch keeps all its evidence too
                 else:
                     assert isinstance(expected, Rejection) and expected.reason == reason, (name, number, reason)
             elif here[0] is not None:  # landed: the line's own key and payload, the key's first delivery
@@ -121,7 +120,7 @@ def check_one_outcome_per_line(files: dict[str, bytes], snap: dict[str, list[tup
                 assert not conflict and (earlier is not None or first_line != number), (name, number)
                 duplicates += 1
             else:  # a failed batch lands nothing; its bad records stay as evidence
-                assert isinstance(expected, Row) and (not conflict or earlier is not None), (name, number)
+                assert isinstance(expected, Row) and not conflict, (name, number)
         quarantined = sum(1 for file, _ in quarantine if file == name)
         if state == "landed":
             assert rows_landed == sum(1 for file, _ in raw if file == name)
@@ -130,7 +129,7 @@ def check_one_outcome_per_line(files: dict[str, bytes], snap: dict[str, list[tup
             assert quarantined == bad and (not rows_in or bad / rows_in <= CONTRACT.max_quarantine_share)
         else:
             assert state == "failed"
-            assert bad / rows_in > CONTRACT.max_quarantine_share
+            assert quarantined == bad and bad / rows_in > CONTRACT.max_quarantine_share
 
 
 def describe(snap: dict[str, list[tuple]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evident.land.contracts import load_contract
-from evident.land.loader import prepare
+from evident.land.chunks import cut, raw_texts_at, validate_chunk
 from evident.land.validation import MAX_DEPTH, Rejection, strict_json_depth
 from tests.helpers import NamedRows
 from tests.hostile import (
@@ -147,25 +148,43 @@ def test_the_iterative_parser_agrees_with_the_decoder_on_strictness_and_depth(li
                 and "nested" in result.message) == (depth > MAX_DEPTH)
 
 
+def validate_file(name: str, data: bytes, chunk_bytes: int):
+    """A file as landing reads it: cut into chunks (small ones here, so records meet chunk boundaries), each
+    validated. → (records read, [(line, idempotency key, payload hash)] of the rows, rejections, the file)."""
+    folder = Path(tempfile.mkdtemp())
+    path = folder / name
+    path.write_bytes(data)
+    rows, rejected, rows_in = [], [], 0
+    for chunk in cut(path, chunk_bytes=chunk_bytes, csv_records=3):
+        validated = validate_chunk(CONTRACT, chunk)
+        rows_in += validated.rows_in
+        table = validated.rows.to_pydict()
+        rows += zip(table["source_line"], table["idempotency_key"], table["payload_sha256"])
+        rejected += validated.rejected
+    return rows_in, rows, rejected, path
+
+
 @settings(max_examples=max(50, EXAMPLES // 10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(landing_files(max_files=1, max_lines=60))
-def test_every_delivered_line_of_a_file_has_exactly_one_outcome(files):
+@given(landing_files(max_files=1, max_lines=60), st.sampled_from([1, 7, 300, 1 << 20]))
+def test_every_delivered_line_of_a_file_has_exactly_one_outcome(files, chunk_bytes):
     [(name, data)] = files.items()
-    batch = prepare(Path(name), name, data, CONTRACT, "test")
+    rows_in, rows, rejected, path = validate_file(name, data, chunk_bytes)
     lines = delivered_lines(data)
-    assert batch.rows_in == len(lines)
+    assert rows_in == len(lines)
     by_line = dict(lines)
-    rejected = {q.line_number: q for q in batch.rejected}
-    assert len(rejected) == len(batch.rejected)
-    assert not set(rejected) & set(batch.lines)
-    for q in batch.rejected:
-        assert q.reason_code in VALIDATION_CODES | {"conflicting_duplicate"}
+    rejected_at = {q.line_number: q for q in rejected}
+    assert len(rejected_at) == len(rejected)
+    row_lines = [line for line, _, _ in rows]
+    assert not set(rejected_at) & set(row_lines)
+    for q in rejected:
+        assert q.reason_code in VALIDATION_CODES
         assert q.raw_text == stored_raw_text(by_line[q.line_number])
-    assert len(batch.rows) + len(batch.rejected) + batch.duplicates_in_batch == len(lines)
-    for row, number in zip(batch.rows, batch.lines):  # each row is the validator's reading of its own line
-        assert VALIDATOR.from_json_line(by_line[number]) == row
-    # the conflict path re-reads lines from the file's bytes: it must find every row's line as delivered
-    assert batch.raw_texts(set(batch.lines)) == {n: stored_raw_text(by_line[n]) for n in batch.lines}
+    assert len(rows) + len(rejected) == len(lines)  # duplicates are judged later, by the engine
+    for number, key, payload in rows:  # each row is the validator's reading of its own line
+        row = VALIDATOR.from_json_line(by_line[number])
+        assert (row[0], row[-1]) == (key, payload)
+    # the conflict path re-reads lines from the file: it must find every row's line as delivered
+    assert raw_texts_at(path, set(row_lines)) == {n: stored_raw_text(by_line[n]) for n in row_lines}
 
 
 csv_cells = st.one_of(
@@ -183,14 +202,14 @@ def test_csv_records_are_rows_or_rejections_and_keep_their_bytes(rows, end, bom)
     body = end.join(",".join(cells).encode("utf-8", "surrogateescape").replace("\xff".encode(), b"\xff")
                     for cells in rows)
     data = (b"\xef\xbb\xbf" if bom else b"") + CSV_HEADER + end + body + end
-    batch = prepare(Path("f.csv"), "f.csv", data, CONTRACT, "test")
-    assert len(batch.rows) + len(batch.rejected) + batch.duplicates_in_batch == batch.rows_in
-    for q in batch.rejected:
-        assert q.reason_code in VALIDATION_CODES | {"conflicting_duplicate"}
+    rows_in, rows, rejected, path = validate_file("f.csv", data, 1 << 20)
+    assert len(rows) + len(rejected) == rows_in
+    for q in rejected:
+        assert q.reason_code in VALIDATION_CODES
         assert "unexpected error" not in q.message
         assert q.raw_text  # never empty: blank lines are not records
-    texts = batch.raw_texts(set(batch.lines))
-    assert all(texts[n] for n in batch.lines)
+    texts = raw_texts_at(path, {line for line, _, _ in rows})
+    assert all(texts[n] for n, _, _ in rows)
 
 
 @pytest.mark.parametrize("depth", [64, 65, 1000, 100_000])

@@ -7,11 +7,25 @@ adapter for the piece, as SQLMesh's diff code asks its engine adapter.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
+import pyarrow as pa
+
 ErrorKind = Literal["transient", "terminal", "configuration"]
-STAGE_KEYS_COLUMNS = ("idempotency_key", "payload_sha256", "source_line")
+_ARROW_TYPES = {"varchar": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "boolean": pa.bool_(),
+                "timestamp": pa.timestamp("us"), "date": pa.date32()}
+_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+
+
+def arrow_type(sql_type: str) -> pa.DataType:
+    """The Arrow type of a column of Evident's DDL vocabulary (explicit, so all-null columns keep theirs).
+    Arrow is how bulk rows reach every engine (Engine.append_arrow)."""
+    decimal = _DECIMAL.fullmatch(sql_type)
+    if decimal:
+        return pa.decimal128(int(decimal[1]), int(decimal[2]))
+    return _ARROW_TYPES[sql_type.split("(")[0]]
 
 
 class Engine:
@@ -60,9 +74,21 @@ class Engine:
         engine needs them to load (default: the table's own)."""
         raise NotImplementedError
 
-    def stage_keys(self, rows: list[tuple]) -> str:
-        """Load (idempotency_key, payload_sha256, source_line) rows into a transaction-local stage; return its name."""
+    # ---- transaction-local stages (a batch is staged whole, then judged set-based: evident.land.stage)
+    def create_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> None:
+        """An empty temporary table of these (name, type) columns, gone when the transaction ends."""
         raise NotImplementedError
+
+    def stage_query(self, name: str, select_sql: str, params: Sequence = ()) -> None:
+        """A temporary table holding a query's result, gone when the transaction ends."""
+        raise NotImplementedError
+
+    def append_arrow(self, table: str, rows: pa.Table) -> None:
+        """Append an Arrow table whose columns are exactly `table`'s, in order (the bulk path of landing)."""
+        raise NotImplementedError
+
+    def staged(self, name: str) -> None:
+        """A stage is complete: let the planner know what it holds before it is joined."""
 
     def release(self) -> None:
         """Let an in-process tool (dbt, GX) open the database its own way; the next use reconnects."""

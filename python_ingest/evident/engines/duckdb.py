@@ -9,21 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import ConfigError
-from .base import STAGE_KEYS_COLUMNS, Engine, ErrorKind
-
-_ARROW_TYPES = {"varchar": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "boolean": pa.bool_(),
-                "timestamp": pa.timestamp("us"), "date": pa.date32()}
-_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
-_STAGE_KEYS_TYPES = ("varchar", "varchar", "integer")
-
-
-def arrow_type(sql_type: str) -> pa.DataType:
-    """The Arrow type of a column of Evident's DDL vocabulary (explicit, so all-null columns keep theirs)."""
-    decimal = _DECIMAL.fullmatch(sql_type)
-    if decimal:
-        return pa.decimal128(int(decimal[1]), int(decimal[2]))
-    return _ARROW_TYPES[sql_type.split("(")[0]]
-
+from .base import Engine, ErrorKind, arrow_type
 
 # Schema-qualified names Evident writes; DuckDB needs them catalog-qualified (see DuckDBEngine.sql).
 _OWN_SCHEMA_REF = re.compile(
@@ -111,9 +97,19 @@ class DuckDBEngine(Engine):
         finally:
             self.con.unregister("evident_bulk")
 
-    def stage_keys(self, rows):
-        self.con.register("evident_stage_keys", self._arrow(STAGE_KEYS_COLUMNS, rows, _STAGE_KEYS_TYPES))
-        return "evident_stage_keys"
+    def create_stage(self, name, columns):
+        cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
+        self.con.execute(f"create or replace temp table {name} ({cols})")
+
+    def stage_query(self, name, select_sql, params=()):
+        self.con.execute(self.sql(f"create or replace temp table {name} as {select_sql}"), list(params))
+
+    def append_arrow(self, table, rows):
+        self.con.register("evident_arrow", rows)
+        try:
+            self.con.execute(f"insert into {table} select * from evident_arrow")
+        finally:
+            self.con.unregister("evident_arrow")
 
     def close(self):
         self.release()

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 
 import psycopg
+import pyarrow.csv as pa_csv
 from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import ConfigError
 from ..secrets import register_dsn
-from .base import STAGE_KEYS_COLUMNS, Engine, ErrorKind
+from .base import Engine, ErrorKind
 
 # SQLSTATEs worth another try: serialization failure, deadlock, admin/crash shutdown, cannot connect now,
 # statement timeout / cancel, lock not available, too many connections, connection exceptions.
@@ -132,14 +134,24 @@ class PostgresEngine(Engine):
             for row in rows:
                 copy.write_row(row)
 
-    def stage_keys(self, rows):
-        self.execute(
-            "create temp table if not exists evident_stage_keys "
-            "(idempotency_key varchar(64), payload_sha256 varchar(64), source_line integer) on commit drop"
-        )
-        self.bulk_insert("evident_stage_keys", STAGE_KEYS_COLUMNS, rows)
-        self.execute("analyze evident_stage_keys")
-        return "evident_stage_keys"
+    def create_stage(self, name, columns):
+        cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
+        self.execute(f"create temp table {name} ({cols}) on commit drop")
+
+    def stage_query(self, name, select_sql, params=()):
+        self.execute(f"create temp table {name} on commit drop as {select_sql}", params)
+        self.staged(name)
+
+    def append_arrow(self, table, rows):
+        # CSV written by Arrow (C++, no Python per row): every value quoted, so an empty string stays one and
+        # only an unquoted empty field is NULL.
+        text = io.BytesIO()
+        pa_csv.write_csv(rows, text, pa_csv.WriteOptions(include_header=False, quoting_style="all_valid"))
+        with self.con.cursor() as cur, cur.copy(f"copy {table} from stdin (format csv)") as copy:
+            copy.write(text.getbuffer())
+
+    def staged(self, name):
+        self.execute(f"analyze {name}")
 
     def close(self):
         if self._con is not None:

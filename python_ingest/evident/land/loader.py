@@ -1,15 +1,17 @@
 """Landing: source files → validated, keyed rows in raw.<source>, exactly once, on every configured engine.
 
 Per file (= batch, identified by path + content SHA-256):
-  1. read and hash; an engine whose checkpoint already holds this content has nothing to do (cheap no-op);
-  2. validate every record once, in Python, against the pinned contract; dedupe within the batch (on large
-     inputs, the next files are validated in worker processes while this one lands). A barrier around each
-     record: an unexpected error while validating one quarantines it (invalid_value, the error named), so no
-     record, however crafted, stops the land;
-  3. per engine, one transaction: find keys already landed (exact duplicates vs conflicting duplicates, whose
-     lines are quarantined as delivered),
-     check the quarantine threshold, bulk-load rows and quarantine, advance the manifest, move the
-     checkpoint — commit all of it or none of it (design invariant 4).
+  1. hash it (read as a stream); an engine whose checkpoint already holds this content has nothing to do;
+  2. cut it into chunks and validate them on every core (evident.land.chunks): each record is judged on its
+     own, with a barrier around it (an unexpected error quarantines that record as invalid_value, naming the
+     error), so no record, however crafted, stops the land;
+  3. stream the validated chunks into one open transaction per engine, all engines at once (one thread
+     each): rows into a stage, rejected records into the quarantine. Memory holds a few chunks, not the file;
+  4. at the end of the file each engine judges the stage set-based (evident.land.stage): duplicates and
+     conflicting duplicates against the batch itself and the landed rows, first delivery winning; then the
+     quarantine threshold, the new rows into raw, the manifest, the checkpoint — committed all together or
+     not at all (design invariant 4). A batch over the threshold commits only its evidence: the quarantine
+     rows and its failed state; nothing lands in raw.
 """
 from __future__ import annotations
 
@@ -18,57 +20,32 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import queue
 import threading
 import time as clock
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 
 from evident import faults
 from evident.control.batches import BatchRef, current_state, receive, transition, utcnow
 from evident.engines import Engine
-from evident.errors import BatchRejected, ContractChanged, EvidentError
+from evident.errors import BatchRejected, ContractChanged
+from evident.land.chunks import Chunk, ValidatedChunk, cut, file_sha256, raw_texts_at, validate_chunk
 from evident.land.contracts import Contract, current_contract_id
-from evident.land.keys import combine_checksums
-from evident.land.quarantine import Quarantined, raw_text
+from evident.land.quarantine import Quarantined
 from evident.land.raw_tables import QUARANTINE_COLUMNS, RawTable
-from evident.land.records import CsvRecord, raw_bytes, read_records
-from evident.land.validation import KEY, PAYLOAD, Rejection, Row, Validator
-from evident.retry import with_retry
+from evident.land.stage import BatchStage, Conflict
+from evident.retry import is_transient, raise_classified, with_retry
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
-UNEXPECTED = "unexpected error while validating this record"
+QUEUED_CHUNKS = 4  # per engine: how far validation may run ahead of the slowest engine
 
-
-@dataclass
-class PreparedBatch:
-    """A validated batch, ready to land on any engine."""
-
-    ref: BatchRef
-    rows: list[Row]
-    lines: list[int]  # physical line of each row
-    rejected: list[Quarantined]
-    rows_in: int
-    duplicates_in_batch: int
-    # (line, key, payload) of each later delivery of a key already in `rows` (exact copy or in-batch conflict):
-    # when the first delivery turns out to conflict with a landed row, these are judged against that row too.
-    later: list[tuple[int, str, str]]
-    # The file's bytes, which the landing process holds anyway (a worker sends the batch back without them): a
-    # row found to conflict with a landed row is quarantined with its line as delivered, read again from here.
-    # (Re-reading costs a split of the file, only for a batch with such conflicts; keeping every row's line, or
-    # its offsets, would cost memory and pickling on every batch.)
-    data: bytes | None = field(default=None, repr=False)
-
-    def raw_texts(self, line_numbers: set[int]) -> dict[int, str]:
-        """Raw text of the records at these physical lines, exactly as delivered (quarantine.raw_text)."""
-        if self.data is None:
-            raise RuntimeError(f"{self.ref.source_file}: the prepared batch lost its file's bytes")
-        return {number: raw_text(raw_bytes(record)) for number, record in read_records(self.ref.source_file, self.data)
-                if number in line_numbers}
+Validate = Callable[[Contract, Iterable[Chunk]], Iterator[ValidatedChunk]]
 
 
 @dataclass
@@ -89,64 +66,6 @@ def batch_id_for(source_file: str, sha256: str) -> str:
     return hashlib.sha256(f"{source_file}\n{sha256}".encode()).hexdigest()[:32]
 
 
-def prepare(path: Path, source_file: str, data: bytes, contract: Contract, code_revision: str) -> PreparedBatch:
-    sha = hashlib.sha256(data).hexdigest()
-    ref = BatchRef(batch_id_for(source_file, sha), source_file, sha, len(data), contract.contract_id, code_revision,
-                   contract.name)
-    validator = Validator(contract)
-    from_json, from_csv = validator.from_json_line, validator.from_csv_record
-    rows: list[Row] = []
-    lines: list[int] = []
-    rejected: list[Quarantined] = []
-    first_line_of: dict[str, int] = {}
-    payload_of: dict[str, str] = {}
-    later: list[tuple[int, str, str]] = []
-    rows_in = duplicates = unexpected = 0
-    for line_number, record in read_records(path, data):
-        rows_in += 1
-        try:
-            row = from_json(record) if isinstance(record, bytes) else from_csv(record)
-        except Rejection as rej:
-            rejected.append(Quarantined(line_number, rej.reason, rej.message, _raw(record)))
-            continue
-        except Exception as exc:  # the barrier: no record, however crafted, stops the land (DESIGN)
-            if not unexpected:  # the first one with its traceback; the rest are in the quarantine
-                log.warning("%s line %d: %s", source_file, line_number, UNEXPECTED, exc_info=True)
-            unexpected += 1
-            rejected.append(Quarantined(line_number, "invalid_value", f"{UNEXPECTED}: {_describe(exc)}",
-                                        _raw(record)))
-            continue
-        key, payload = row[KEY], row[PAYLOAD]
-        seen = payload_of.get(key)
-        if seen is None:
-            payload_of[key] = payload
-            first_line_of[key] = line_number
-            rows.append(row)
-            lines.append(line_number)
-        else:
-            later.append((line_number, key, payload))
-            if seen == payload:
-                duplicates += 1
-            else:
-                rejected.append(Quarantined(
-                    line_number, "conflicting_duplicate",
-                    f"same idempotency key as line {first_line_of[key]} of this file with a different payload; "
-                    "the first delivery stays", _raw(record), key))
-    return PreparedBatch(ref, rows, lines, rejected, rows_in, duplicates, later, data)
-
-
-def _describe(exc: Exception) -> str:
-    try:
-        text = str(exc)
-    except Exception:  # an exception whose message itself fails
-        text = "(no message)"
-    return f"{type(exc).__name__}: {text[:500]}"
-
-
-def _raw(record: bytes | CsvRecord) -> str:
-    return raw_text(raw_bytes(record))
-
-
 def needs_landing(engine: Engine, source_file: str, sha256: str, contract: Contract) -> str | None:
     """None when this engine must land the file; otherwise the status explaining why not."""
     row = engine.fetchone("select source_sha256 from evident.checkpoints where source_file = %s", [source_file])
@@ -163,55 +82,189 @@ def needs_landing(engine: Engine, source_file: str, sha256: str, contract: Contr
     return None
 
 
-def land_batch(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str) -> LandOutcome:
-    """Land one prepared batch on one engine in one transaction; retried as a whole on transient faults."""
-    ref = batch.ref
-    receive(engine, ref, run_id)
-    with engine.transaction():
-        transition(engine, ref.batch_id, "validated", run_id)
-    faults.point(f"land.{engine.name}.validated")
+def land_files(engines: list[Engine], landing_dir: Path, routed: list[tuple[Path, Contract]], run_id: str,
+               code_revision: str, workers: int | None = None) -> list[LandOutcome]:
+    """Land the files (each with its source's pinned contract) one at a time, in the order given, so "first
+    delivery wins" is deterministic. Chunks are validated in `workers` other processes (0 = here, None =
+    prepare_workers decides); a worker touches no database, lock or file other than the chunk it is sent."""
+    outcomes: list[LandOutcome] = []
+    with _validator(prepare_workers([path for path, _ in routed], workers)) as validate:
+        for path, contract in routed:
+            outcomes += _land_file(engines, landing_dir, path, contract, run_id, code_revision, validate)
+    return outcomes
+
+
+def _land_file(engines: list[Engine], landing_dir: Path, path: Path, contract: Contract, run_id: str,
+               code_revision: str, validate: Validate) -> list[LandOutcome]:
+    source_file = path.relative_to(landing_dir).as_posix()
+    sha = file_sha256(path)
+    ref = BatchRef(batch_id_for(source_file, sha), source_file, sha, path.stat().st_size, contract.contract_id,
+                   code_revision, contract.name)
+    outcomes: list[LandOutcome] = []
+    todo: list[Engine] = []
+    for engine in engines:
+        skip = with_retry(lambda: needs_landing(engine, source_file, sha, contract),
+                          what=f"{engine.name}: reading the checkpoint of {source_file}")
+        if skip:
+            outcomes.append(LandOutcome(engine.name, source_file, ref.batch_id, skip))
+        else:
+            todo.append(engine)
+    if not todo:
+        return outcomes
+    attempts = _land_on(todo, path, ref, contract, run_id, validate)
+    for engine in todo:
+        what = f"{engine.name}: landing {source_file}"
+        result = attempts[engine.name]
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception) or not is_transient(result):
+                raise_classified(result, what) if isinstance(result, Exception) else None
+                raise result
+            log.warning("%s: transient fault (%s), landing it again", what, result)
+            result = with_retry(lambda: _landed_or_raise(_land_on([engine], path, ref, contract, run_id, validate),
+                                                         engine), what=what)
+        outcomes.append(result)
+        faults.point(f"land.after_{engine.name}")
+    return outcomes
+
+
+def _landed_or_raise(attempts: dict[str, LandOutcome | BaseException], engine: Engine) -> LandOutcome:
+    result = attempts[engine.name]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _land_on(engines: list[Engine], path: Path, ref: BatchRef, contract: Contract, run_id: str,
+             validate: Validate) -> dict[str, LandOutcome | BaseException]:
+    """One attempt at the batch on these engines, all at once: each engine's outcome, or what it raised."""
+    writers = [_EngineWriter(engine, path, ref, contract, run_id) for engine in engines]
+    for writer in writers:
+        writer.start()
+    complete = False
     try:
-        return _land_transaction(engine, batch, contract, run_id)
-    except (BatchRejected, ContractChanged) as exc:
-        _record_failure(engine, batch, contract, run_id, exc)
-        raise
+        for chunk in validate(contract, cut(path)):
+            if chunk.first_unexpected:
+                log.warning("%s %s", ref.source_file, chunk.first_unexpected)
+            for writer in writers:
+                writer.put(chunk)
+        complete = True
+    finally:  # an incomplete batch must not commit: the writers roll back
+        for writer in writers:
+            writer.put(_END if complete else _ABORT)
+        for writer in writers:
+            writer.join()
+    return {w.engine.name: w.result for w in writers}
 
 
-def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str) -> LandOutcome:
-    ref = batch.ref
-    table = RawTable(contract)
-    with engine.transaction():
-        table.evolve(engine)  # a compatible new contract version adds its columns with its first batch
-        stage = engine.stage_keys([(r[KEY], r[PAYLOAD], line) for r, line in zip(batch.rows, batch.lines)])
-        # key → None when the landed row has this batch's payload for it, else the landed row's payload
-        landed_before = dict(engine.fetchall(
-            "select s.idempotency_key, case when r.payload_sha256 = s.payload_sha256 then null "
-            f"else r.payload_sha256 end from {stage} s "
-            f"join {table.name} r on r.idempotency_key = s.idempotency_key"))
-        rejected, conflicts, duplicates = _against_landed(batch, landed_before)
-        quarantined = sorted(rejected + conflicts, key=lambda q: q.line_number)
-        _check_threshold(batch, quarantined, contract)
-        new = [(row, line) for row, line in zip(batch.rows, batch.lines) if row[KEY] not in landed_before]
-        land_seq = engine.fetchvalue("select coalesce(max(land_seq), 0) + 1 from evident.batches")
+_END, _ABORT = object(), object()  # after the last chunk: judge and commit / roll back
+
+
+@dataclass
+class _Tally:
+    rows_in: int = 0
+    rows: int = 0
+    rejected: int = 0
+    checksum: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, chunk: ValidatedChunk) -> None:
+        self.rows_in += chunk.rows_in
+        self.rows += chunk.rows.num_rows
+        self.rejected += len(chunk.rejected)
+        self.checksum += chunk.checksum
+        for q in chunk.rejected:
+            self.count(q.reason_code)
+
+    def count(self, reason: str, n: int = 1) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+
+class _EngineWriter(threading.Thread):
+    """Lands one batch on one engine from the validated chunks it is handed, in its own transaction."""
+
+    def __init__(self, engine: Engine, path: Path, ref: BatchRef, contract: Contract, run_id: str):
+        super().__init__(name=f"land-{engine.name}", daemon=True)
+        self.engine, self.path, self.ref, self.contract, self.run_id = engine, path, ref, contract, run_id
+        self.chunks: queue.Queue[ValidatedChunk | object] = queue.Queue(QUEUED_CHUNKS)
+        self.result: LandOutcome | BaseException = RuntimeError("the landing thread did not finish")
+        self.ended = False
+
+    def put(self, chunk: ValidatedChunk | object) -> None:
+        self.chunks.put(chunk)
+
+    def run(self) -> None:
+        try:
+            self.result = self._land()
+        except BaseException as exc:  # handed to the main thread, which decides (retry, exit code)
+            self.result = exc
+        while not self.ended:  # after a failure: keep taking chunks so validation can finish
+            self._next()
+
+    def _next(self) -> ValidatedChunk | object:
+        item = self.chunks.get()
+        self.ended = item is _END or item is _ABORT
+        return item
+
+    def _stream(self) -> Iterator[ValidatedChunk]:
+        while (item := self._next()) is not _END:
+            if item is _ABORT:
+                raise RuntimeError("validation of the batch stopped; its transaction is rolled back")
+            yield item  # type: ignore[misc]
+
+    def _land(self) -> LandOutcome:
+        engine, ref = self.engine, self.ref
+        receive(engine, ref, self.run_id)
+        with engine.transaction():
+            transition(engine, ref.batch_id, "validated", self.run_id)
+        faults.point(f"land.{engine.name}.validated")
+        tally = _Tally()
+        try:
+            with engine.transaction():
+                return self._land_transaction(tally)
+        except ContractChanged as exc:
+            with engine.transaction():
+                if current_state(engine, ref.batch_id) != "failed":
+                    transition(engine, ref.batch_id, "failed", self.run_id, f"{exc.reason}: {exc}",
+                               rows_in=tally.rows_in, rows_quarantined=tally.rejected)
+            return self._rejected(exc, tally)
+
+    def _land_transaction(self, tally: _Tally) -> LandOutcome:
+        engine, ref, contract, run_id = self.engine, self.ref, self.contract, self.run_id
+        table = RawTable(contract)
         now = utcnow()
-        _store_quarantine(engine, table, ref, quarantined, now)
+        table.evolve(engine)  # a compatible new contract version adds its columns with its first batch
+        stage = BatchStage(engine, table)
+        stage.open()
+        engine.execute(f"delete from {table.quarantine} where batch_id = %s", [ref.batch_id])  # an earlier try's
+        for chunk in self._stream():
+            tally.add(chunk)
+            stage.append(chunk.rows)
+            self._quarantine(table, chunk.rejected, now)
         faults.point(f"land.{engine.name}.mid_transaction")
-        engine.bulk_insert(table.name, table.column_names, [
-            (*r, ref.batch_id, land_seq, ref.source_file, line, ref.contract_id, now) for r, line in new],
-            table.column_types)
+        judged = stage.judge()
+        conflicts = self._conflicts(judged.conflicts)
+        self._quarantine(table, conflicts, now)
+        tally.count("conflicting_duplicate", len(conflicts))
+        quarantined = tally.rejected + len(conflicts)
+        if tally.rows_in and quarantined / tally.rows_in > contract.max_quarantine_share:
+            rejection = BatchRejected(_over_threshold(ref, contract, quarantined, tally))
+            transition(engine, ref.batch_id, "failed", run_id, f"{rejection.reason}: {rejection}",
+                       rows_in=tally.rows_in, rows_quarantined=quarantined)
+            return self._rejected(rejection, tally, quarantined)  # committed: the evidence stays
+        land_seq = engine.fetchvalue("select coalesce(max(land_seq), 0) + 1 from evident.batches")
+        stage.insert_new(ref.batch_id, land_seq, ref.source_file, ref.contract_id, now)
         if current_contract_id(contract) != ref.contract_id:
             raise ContractChanged(
                 f"{ref.source_file}: contract {contract.name} v{contract.version} changed while the batch was "
                 f"landing (pinned {ref.contract_id}); nothing was landed for it")
-        at = table.partition_position
-        partition_values = [r[at] for r, _ in new if r[at] is not None]
-        window = partition_window(partition_values)
+        landed = tally.rows - judged.not_new
+        first, last, days = stage.partitions()
         transition(
             engine, ref.batch_id, "landed", run_id,
-            land_seq=land_seq, rows_in=batch.rows_in, rows_landed=len(new), rows_quarantined=len(quarantined),
-            rows_duplicate=duplicates, landed_checksum=combine_checksums(r[PAYLOAD] for r, _ in new),
-            min_event_ts=window[0], max_event_ts=window[1],
-            event_dates=",".join(sorted({_day(v).isoformat() for v in partition_values})),
+            land_seq=land_seq, rows_in=tally.rows_in, rows_landed=landed, rows_quarantined=quarantined,
+            rows_duplicate=judged.duplicates,
+            landed_checksum=format((tally.checksum - judged.not_new_checksum) % (1 << 256), "064x"),
+            min_event_ts=first, max_event_ts=last, event_dates=",".join(day.isoformat() for day in days),
         )
         engine.execute(
             "insert into evident.checkpoints (source_file, source_sha256, batch_id, land_seq, landed_at) "
@@ -220,139 +273,35 @@ def _land_transaction(engine: Engine, batch: PreparedBatch, contract: Contract, 
             "land_seq = excluded.land_seq, landed_at = excluded.landed_at",
             [ref.source_file, ref.source_sha256, ref.batch_id, land_seq, now])
         faults.point(f"land.{engine.name}.before_commit")
-    return LandOutcome(engine.name, ref.source_file, ref.batch_id, "landed", batch.rows_in, len(new),
-                       len(quarantined), duplicates, reasons=_reason_counts(quarantined))
+        return LandOutcome(engine.name, ref.source_file, ref.batch_id, "landed", tally.rows_in, landed, quarantined,
+                           judged.duplicates, reasons=dict(sorted(tally.reasons.items())))
+
+    def _conflicts(self, found: list[Conflict]) -> list[Quarantined]:
+        """Conflicting duplicates, quarantined with their lines as delivered (read from the file again)."""
+        texts = raw_texts_at(self.path, {c.line for c in found})
+        return [Quarantined(c.line, "conflicting_duplicate",
+                            "idempotency key already landed with a different payload (landed row stays)"
+                            if c.first_line is None else
+                            f"same idempotency key as line {c.first_line} of this file with a different payload; "
+                            "the first delivery stays", texts[c.line], c.key) for c in found]
+
+    def _quarantine(self, table: RawTable, rejected: list[Quarantined], now) -> None:
+        ref = self.ref
+        self.engine.bulk_insert(table.quarantine, QUARANTINE_COLUMNS,
+                                [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in rejected])
+
+    def _rejected(self, exc: Exception, tally: _Tally, quarantined: int | None = None) -> LandOutcome:
+        return LandOutcome(self.engine.name, self.ref.source_file, self.ref.batch_id, "rejected", tally.rows_in,
+                           rows_quarantined=tally.rejected if quarantined is None else quarantined,
+                           message=f"{getattr(exc, 'reason', 'error')}: {exc}",
+                           reasons=dict(sorted(tally.reasons.items())))
 
 
-def _against_landed(batch: PreparedBatch, landed_before: dict[str, str | None]
-                    ) -> tuple[list[Quarantined], list[Quarantined], int]:
-    """The batch's quarantine, its conflicts with landed rows and its duplicate count, once the landed rows are
-    known. First delivery wins: a record is judged against the landed row of its key if there is one, else
-    against its key's first delivery in this batch; the same payload is a duplicate, another is a conflict."""
-    duplicates = batch.duplicates_in_batch + sum(1 for payload in landed_before.values() if payload is None)
-    conflicting = {key: payload for key, payload in landed_before.items() if payload is not None}
-    if not conflicting:
-        return batch.rejected, [], duplicates
-    found = [(line, row[KEY]) for row, line in zip(batch.rows, batch.lines) if row[KEY] in conflicting]
-    in_batch_conflicts = {q.line_number for q in batch.rejected if q.reason_code == "conflicting_duplicate"}
-    same_as_landed: set[int] = set()
-    for line, key, payload in batch.later:
-        landed = conflicting.get(key)
-        if landed is None:
-            continue
-        if payload == landed:  # "conflicts" with this batch's first delivery, but is the landed row again
-            same_as_landed.add(line)
-            duplicates += 1
-        elif line not in in_batch_conflicts:  # a copy of a first delivery that conflicts with the landed row
-            found.append((line, key))
-            duplicates -= 1
-    texts = batch.raw_texts({line for line, _ in found})
-    conflicts = [Quarantined(line, "conflicting_duplicate",
-                             "idempotency key already landed with a different payload (landed row stays)",
-                             texts[line], key) for line, key in found]
-    rejected = [q for q in batch.rejected if q.line_number not in same_as_landed] if same_as_landed else batch.rejected
-    return rejected, conflicts, duplicates
-
-
-def _store_quarantine(engine: Engine, table: RawTable, ref: BatchRef, quarantined: list[Quarantined],
-                      now: datetime) -> None:
-    """The batch's quarantine rows, replacing those of an earlier attempt at the same batch."""
-    engine.execute(f"delete from {table.quarantine} where batch_id = %s", [ref.batch_id])
-    engine.bulk_insert(table.quarantine, QUARANTINE_COLUMNS,
-                       [q.as_row(ref.batch_id, ref.source_file, ref.contract_id, now) for q in quarantined])
-
-
-def partition_window(values: list) -> tuple[datetime | None, datetime | None]:
-    """The first and last instant of a batch's partition values (dates as their midnight)."""
-    if not values:
-        return None, None
-    lo, hi = min(values), max(values)
-    return (lo if isinstance(lo, datetime) else datetime.combine(lo, time.min),
-            hi if isinstance(hi, datetime) else datetime.combine(hi, time.min))
-
-
-def _day(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
-
-
-def _reason_counts(quarantined: list[Quarantined]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for q in quarantined:
-        counts[q.reason_code] = counts.get(q.reason_code, 0) + 1
-    return dict(sorted(counts.items()))
-
-
-def _check_threshold(batch: PreparedBatch, quarantined: list[Quarantined], contract: Contract) -> None:
-    if not batch.rows_in:
-        return
-    share = len(quarantined) / batch.rows_in
-    if share > contract.max_quarantine_share:
-        reasons = ", ".join(f"{k}: {v}" for k, v in _reason_counts(quarantined).items())
-        raise BatchRejected(
-            f"{batch.ref.source_file}: {len(quarantined)} of {batch.rows_in} records "
-            f"({share:.1%}) quarantined, over the contract's {contract.max_quarantine_share:.1%} limit "
-            f"({reasons}); none of its rows were landed")
-
-
-def _record_failure(engine: Engine, batch: PreparedBatch, contract: Contract, run_id: str, exc: EvidentError) -> None:
-    """Mark the batch failed; keep the quarantine evidence of a threshold failure (nothing lands in raw)."""
-    ref = batch.ref
-    with engine.transaction():
-        if isinstance(exc, BatchRejected):
-            _store_quarantine(engine, RawTable(contract), ref, batch.rejected, utcnow())
-        if current_state(engine, ref.batch_id) != "failed":
-            transition(engine, ref.batch_id, "failed", run_id, f"{exc.reason}: {exc}", rows_in=batch.rows_in,
-                       rows_quarantined=len(batch.rejected))
-
-
-@dataclass
-class _Planned:
-    """A source file read and checked against every engine's checkpoint; `prepared` yields its PreparedBatch."""
-
-    source_file: str
-    outcomes: list[LandOutcome]  # engines with nothing to do, and why
-    todo: list[Engine]
-    prepared: _Fallback | _Inline | None = None
-
-
-def _plan(engines: list[Engine], landing_dir: Path, path: Path, contract: Contract, code_revision: str,
-          submit) -> _Planned:
-    source_file = path.relative_to(landing_dir).as_posix()
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    plan = _Planned(source_file, [], [])
-    for engine in engines:
-        skip = with_retry(lambda: needs_landing(engine, source_file, sha, contract),
-                          what=f"{engine.name}: reading the checkpoint of {source_file}")
-        if skip:
-            plan.outcomes.append(LandOutcome(engine.name, source_file, batch_id_for(source_file, sha), skip))
-        else:
-            plan.todo.append(engine)
-    if plan.todo:
-        plan.prepared = submit(path, source_file, data, contract, code_revision)
-    return plan
-
-
-def land_files(engines: list[Engine], landing_dir: Path, routed: list[tuple[Path, Contract]], run_id: str,
-               code_revision: str, workers: int | None = None) -> list[LandOutcome]:
-    """Land the files (each with its source's pinned contract) in the order given. Validation (the
-    Python-bound part) of the next files runs in `workers` other processes while this one lands; 0 =
-    everything here, None = prepare_workers decides.
-
-    Batches still land one at a time and in path order, so "first delivery wins" is unchanged; a worker only
-    computes a PreparedBatch and touches no database, lock or file other than its input.
-    """
-    workers = prepare_workers([path for path, _ in routed], workers)
-    outcomes: list[LandOutcome] = []
-    with _preparer(workers) as submit:
-        window: deque[tuple[_Planned, Contract]] = deque()
-        for path, contract in routed:
-            window.append((_plan(engines, landing_dir, path, contract, code_revision, submit), contract))
-            if len(window) > workers:
-                outcomes += _land_planned(*window.popleft(), run_id)
-        while window:
-            outcomes += _land_planned(*window.popleft(), run_id)
-    return outcomes
+def _over_threshold(ref: BatchRef, contract: Contract, quarantined: int, tally: _Tally) -> str:
+    share = quarantined / tally.rows_in
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(tally.reasons.items()))
+    return (f"{ref.source_file}: {quarantined} of {tally.rows_in} records ({share:.1%}) quarantined, over the "
+            f"contract's {contract.max_quarantine_share:.1%} limit ({reasons}); none of its rows were landed")
 
 
 def prepare_workers(paths: list[Path], configured: int | None = None) -> int:
@@ -366,28 +315,55 @@ def prepare_workers(paths: list[Path], configured: int | None = None) -> int:
     return min(cores, 4)
 
 
-class _Inline:
-    """A preparation done here, when its result is asked for (so only one file's rows are held at a time)."""
-
-    def __init__(self, *args):
-        self.args = args
-
-    def result(self) -> PreparedBatch:
-        return prepare(*self.args)
-
-
 @contextlib.contextmanager
-def _preparer(workers: int):
+def _validator(workers: int) -> Iterator[Validate]:
+    """validate(contract, chunks) → the validated chunks in order: here, or in a pool of worker processes."""
     if workers <= 0:
-        yield _Inline
+        yield lambda contract, chunks: (validate_chunk(contract, chunk) for chunk in chunks)
         return
     # spawn, not fork: a forked child would inherit this process's DuckDB threads and the warehouse lock's fd
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
-        yield lambda *args: _Fallback(pool.submit(_prepare_in_worker, *args), args)
+        yield lambda contract, chunks: _in_pool(pool, 2 * workers, contract, chunks)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_pool(pool: ProcessPoolExecutor, ahead: int, contract: Contract, chunks: Iterable[Chunk]
+             ) -> Iterator[ValidatedChunk]:
+    pending: deque[tuple[Future | None, Chunk]] = deque()
+    broken = False
+
+    def take() -> ValidatedChunk:
+        nonlocal broken
+        future, chunk = pending.popleft()
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): the rest is validated here
+                if not broken:
+                    log.warning("a validation worker died; validating the rest in the main process")
+                broken = True
+        return validate_chunk(contract, chunk)
+
+    try:
+        for chunk in chunks:
+            future = None
+            if not broken:
+                try:
+                    future = pool.submit(validate_chunk, contract, chunk)
+                except BrokenProcessPool:
+                    broken = True
+            pending.append((future, chunk))
+            if len(pending) >= ahead:
+                yield take()
+        while pending:
+            yield take()
+    finally:
+        for future, _ in pending:
+            if future is not None:
+                future.cancel()
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -398,44 +374,3 @@ def _exit_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _prepare_in_worker(*args) -> PreparedBatch:
-    """prepare() in a worker: the file's bytes stay behind (the landing process has them; see _Fallback)."""
-    batch = prepare(*args)
-    batch.data = None
-    return batch
-
-
-class _Fallback:
-    """A worker's preparation; if the pool broke (a worker killed, out of memory), it is done here instead."""
-
-    def __init__(self, future: Future, args: tuple):
-        self.future, self.args = future, args
-
-    def result(self) -> PreparedBatch:
-        try:
-            batch = self.future.result()
-            batch.data = self.args[2]
-            return batch
-        except BrokenProcessPool:
-            log.warning("a validation worker died; validating %s in the main process", self.args[1])
-            return prepare(*self.args)
-
-
-def _land_planned(plan: _Planned, contract: Contract, run_id: str) -> list[LandOutcome]:
-    outcomes = plan.outcomes
-    if plan.prepared is None:
-        return outcomes
-    batch = plan.prepared.result()
-    for engine in plan.todo:
-        try:
-            outcome = with_retry(lambda: land_batch(engine, batch, contract, run_id),
-                                 what=f"{engine.name}: landing {plan.source_file}")
-        except (BatchRejected, ContractChanged) as exc:
-            outcome = LandOutcome(engine.name, plan.source_file, batch.ref.batch_id, "rejected", batch.rows_in,
-                                  rows_quarantined=len(batch.rejected), message=f"{exc.reason}: {exc}",
-                                  reasons=_reason_counts(batch.rejected))
-        outcomes.append(outcome)
-        faults.point(f"land.after_{engine.name}")
-    return outcomes

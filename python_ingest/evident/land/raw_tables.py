@@ -75,6 +75,11 @@ class RawTable:
                 RawColumn(PAYLOAD_COLUMN, "varchar(64)", False))
 
     @property
+    def stage_columns(self) -> tuple[tuple[str, str], ...]:
+        """What landing stages per batch before the engine judges it: the data columns and each row's line."""
+        return (*((c.name, c.sql_type) for c in self.data_columns), ("source_line", "integer"))
+
+    @property
     def columns(self) -> tuple[RawColumn, ...]:
         return self.data_columns + tuple(RawColumn(n, t, False) for n, t in AUDIT_COLUMNS)
 

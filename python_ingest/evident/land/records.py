@@ -8,6 +8,7 @@ raises on bad input: a record that cannot be read is still yielded, with what is
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -34,11 +35,12 @@ def is_blank(line: bytes) -> bool:
     return not line.strip()
 
 
-def jsonl_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(physical line number, line) of every non-blank line."""
-    if data.startswith(BOM):
+def jsonl_lines(data: bytes, first_line: int = 1, file_start: bool = True) -> Iterator[tuple[int, bytes]]:
+    """(physical line number, line) of every non-blank line of `data`: a whole file, or whole lines of one
+    starting at physical line `first_line` (a BOM is only skipped at the start of the file)."""
+    if file_start and data.startswith(BOM):
         data = data[len(BOM):]
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(data.split(b"\n"), start=first_line):
         if line.endswith(b"\r"):
             line = line[:-1]
         if line.strip():
@@ -47,17 +49,15 @@ def jsonl_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 class _Line(NamedTuple):
     number: int
-    start: int
-    end: int  # without the line end
+    text: bytes  # with its line end
     utf8: bool
 
 
 class _Feed:
     """Physical lines for csv.reader, remembering which ones the current record used (its raw bytes)."""
 
-    def __init__(self, data: bytes):
-        self.data = data
-        self.pos = len(BOM) if data.startswith(BOM) else 0
+    def __init__(self, lines: Iterator[bytes]):
+        self.lines = lines
         self.number = 0
         self.used: list[_Line] = []
 
@@ -65,30 +65,31 @@ class _Feed:
         return self
 
     def __next__(self) -> str:
-        data, start = self.data, self.pos
-        if start >= len(data):
-            raise StopIteration
-        newline = data.find(b"\n", start)
-        stop = len(data) if newline < 0 else newline + 1
-        chunk = data[start:stop]
-        self.pos = stop
+        chunk = next(self.lines)
+        if self.number == 0 and chunk.startswith(BOM):
+            chunk = chunk[len(BOM):]
         self.number += 1
-        end = stop - 1 if newline >= 0 else stop
-        if end > start and data[end - 1:end] == b"\r":
-            end -= 1
         try:
             text, utf8 = chunk.decode("utf-8"), True
         except UnicodeDecodeError:  # keep going: the record is quarantined as invalid_utf8, its bytes kept
             text, utf8 = chunk.decode("utf-8", "surrogateescape"), False
-        self.used.append(_Line(self.number, start, end, utf8))
+        self.used.append(_Line(self.number, chunk, utf8))
         return text
 
+    def raw(self) -> bytes:
+        """The current record's bytes as delivered, without the line end of its last line."""
+        raw = b"".join(line.text for line in self.used)
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        return raw[:-1] if raw.endswith(b"\r") else raw
 
-def csv_rows(data: bytes) -> Iterator[tuple[int, CsvRecord]]:
-    """CSV with a header row naming contract fields: (first physical line, record) per record."""
+
+def csv_rows(data: bytes | Iterator[bytes]) -> Iterator[tuple[int, CsvRecord]]:
+    """CSV with a header row naming contract fields: (first physical line, record) per record. `data`: the
+    file's bytes, or its physical lines (with their line ends) as read from the file."""
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
-    feed = _Feed(data)
+    feed = _Feed(iter(io.BytesIO(data)) if isinstance(data, bytes) else data)
     reader = csv.reader(feed, strict=True)
     header: list[str] | None = None
     header_problem: str | None = None
@@ -103,8 +104,8 @@ def csv_rows(data: bytes) -> Iterator[tuple[int, CsvRecord]]:
             cells, problem = [], f"not valid CSV: {exc}"
         if not feed.used:
             break
-        first, last = feed.used[0], feed.used[-1]
-        raw = data[first.start:last.end]
+        first = feed.used[0]
+        raw = feed.raw()
         if not raw.strip():
             continue
         utf8 = all(line.utf8 for line in feed.used)
@@ -124,9 +125,29 @@ def csv_rows(data: bytes) -> Iterator[tuple[int, CsvRecord]]:
 
 
 def read_records(path: Path | str, data: bytes) -> Iterator[Record]:
-    if str(path).lower().endswith(".csv"):
+    if is_csv(path):
         return csv_rows(data)
     return jsonl_lines(data)
+
+
+def stream_records(path: Path) -> Iterator[Record]:
+    """read_records of a file read as it goes (memory: one record, not the file)."""
+    with open(path, "rb") as lines:
+        if is_csv(path):
+            yield from csv_rows(iter(lines))
+            return
+        number = 0
+        for number, line in enumerate(lines, start=1):
+            if number == 1 and line.startswith(BOM):
+                line = line[len(BOM):]
+            line = line[:-1] if line.endswith(b"\n") else line
+            line = line[:-1] if line.endswith(b"\r") else line
+            if line.strip():
+                yield number, line
+
+
+def is_csv(path: Path | str) -> bool:
+    return str(path).lower().endswith(".csv")
 
 
 def raw_bytes(record: bytes | CsvRecord) -> bytes:
