@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import shutil
@@ -26,9 +25,11 @@ from psycopg.conninfo import conninfo_to_dict
 
 from evident.engines import DuckDBEngine, PostgresEngine
 from evident.engines.postgres import sqlalchemy_url_from_dsn
+from evident.errors import ConfigError
 from evident.gate.report import CheckResult, GateReport
 from evident.gate.runner import run_gate
 from evident.gate.store import gate_passed
+from evident.gate.suites import gate_targets
 from evident.land.step import land
 from evident.pipeline.context import open_run, prepare_engine
 from evident.project import find_project
@@ -38,7 +39,7 @@ from tests.helpers import settings_for
 
 DEFAULT_PROJECT_DIR = find_project().expectations_dir
 GX_DIR = DEFAULT_PROJECT_DIR / "gx"
-SUITES = ("raw_app_events", "stg_app_events", "fct_sessions", "fct_daily_metrics")
+SUITES = ("raw_app_events", "raw_orders", "stg_app_events", "fct_sessions", "fct_daily_metrics", "fct_orders_daily")
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -139,22 +140,63 @@ def failure(report: GateReport, expectation_type: str, column: str | None = None
 # ------------------------------------------------------------------------------------------ the project
 
 
-def test_project_is_one_set_of_suites_for_both_engines():
+def test_project_is_one_set_of_suites_for_both_engines_and_nothing_derived_is_kept():
     suites = {p.stem for p in (GX_DIR / "expectations").glob("*.json")}
     assert set(SUITES) <= suites  # (other suites, e.g. reconciliation, may live beside them)
-    for engine in ("duckdb", "postgres"):
-        checkpoint = json.loads((GX_DIR / "checkpoints" / f"gate_{engine}.json").read_text())
-        names = [v["name"] for v in checkpoint["validation_definitions"]]
-        assert names == [f"{engine}__{s}" for s in SUITES]
-        for name in names:
-            definition = json.loads((GX_DIR / "validation_definitions" / f"{name}.json").read_text())
-            assert definition["data"]["datasource"]["name"] == engine  # the engine is only the datasource
-            assert definition["suite"]["name"] == name.split("__", 1)[1]
+    # validation definitions and checkpoints are derived by each gate, never kept in the project
+    assert not list((GX_DIR / "validation_definitions").glob("*.json"))
+    assert not list((GX_DIR / "checkpoints").glob("*.json"))
     config = (GX_DIR / "great_expectations.yml").read_text()
     assert "connection_string: ${EVIDENT_GX_POSTGRES_URL}" in config
     assert "connection_string: duckdb:///${EVIDENT_GX_DUCKDB_PATH}" in config
-    assert "analytics_enabled: false" in config
+    assert "analytics_enabled: false" in config and "assets:" not in config
     assert "password" not in config.lower()
+
+
+def test_the_gate_targets_every_source_and_published_model_and_other_models_with_a_suite():
+    targets = {t.suite: (t.schema, t.table) for t in gate_targets(find_project())}
+    assert targets == {
+        "raw_app_events": ("raw", "app_events"), "raw_orders": ("raw", "orders"),
+        "fct_daily_metrics": ("analytics", "fct_daily_metrics"), "fct_orders_daily": ("analytics", "fct_orders_daily"),
+        "fct_sessions": ("analytics", "fct_sessions"), "stg_app_events": ("analytics", "stg_app_events"),
+    }
+
+
+def test_derived_checkpoints_validate_each_target_with_the_engines_datasource(tmp_path):
+    import great_expectations  # noqa: F401  (the datasources below are GX's)
+
+    from evident.engines import gx_duckdb  # noqa: F401
+    from evident.gate.context import gate_context
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw; create table raw.app_events (x integer)")  # raw.orders is missing
+    con.close()
+    targets = [t for t in gate_targets(find_project()) if t.schema == "raw"]
+    os.environ["EVIDENT_GX_DUCKDB_PATH"] = str(path)
+    try:
+        context, failures = gate_context(GX_DIR, ["duckdb"], targets)
+        checkpoint = context.checkpoints.get("gate_duckdb")
+        assert [v.name for v in checkpoint.validation_definitions] == ["duckdb__raw_app_events"]
+        definition = checkpoint.validation_definitions[0]
+        assert (definition.suite.name, definition.data.data_asset.datasource.name) == ("raw_app_events", "duckdb")
+        assert [suite for suite, _ in failures["duckdb"]] == ["raw_orders"]
+        assert "raw.orders" in failures["duckdb"][0][1]
+    finally:
+        del os.environ["EVIDENT_GX_DUCKDB_PATH"]
+
+
+def test_a_source_or_published_model_without_a_suite_stops_the_gate_naming_the_command(tmp_path):
+    shutil.copytree(GX_DIR / "expectations", tmp_path / "expectations")
+    (tmp_path / "expectations" / "raw_orders.json").unlink()
+    (tmp_path / "expectations" / "fct_sessions.json").unlink()
+    with pytest.raises(ConfigError) as raised:
+        gate_targets(find_project(), tmp_path / "expectations")
+    message = str(raised.value)
+    assert "raw source orders: no suite raw_orders — create it with `evident suite init raw_orders`" in message
+    assert "published model fct_sessions: no suite fct_sessions — create it with `evident suite init fct_sessions`" \
+        in message
+    assert raised.value.exit_code == 2
 
 
 def test_sqlalchemy_url_from_dsn_keeps_every_part():
