@@ -192,29 +192,47 @@ def _print_land(outcomes, unrouted: list[str]) -> None:
               f"quarantined {s['rows_quarantined']}, duplicate {s['rows_duplicate']}")
 
 
+def _duration(ctx, param, value: str | None) -> float | None:
+    from evident.health import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except EvidentError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(as_json: bool) -> None:
-    """Batches, last land, rows landed and quarantined per engine and source; unrouted files (reads only)."""
-    from evident.land.sources import load_sources, route
-    from evident.pipeline.context import connect_engines
-    from evident.retry import with_retry
-    from evident.status import engine_status, render
+@click.option("--check", is_flag=True,
+              help="Health check: exit 0 healthy; 1 last run failed, a rejected batch is unresolved or data is "
+                   "stale; 75 a run holds the lock far longer than usual (or, DuckDB only, the run in progress "
+                   "holds the warehouse so nothing can be read now).")
+@click.option("--max-age", callback=_duration, metavar="DURATION",
+              help="With --check: data landed longer ago than this (e.g. 6h, 90m, 2d) is stale; default: each "
+                   "source's dbt freshness error_after.")
+@click.option("--max-run", callback=_duration, metavar="DURATION",
+              help="With --check: a run holding the lock longer than this is stuck; default 3x the median of "
+                   "recent successful runs, at least 15m.")
+def status(as_json: bool, check: bool, max_age: float | None, max_run: float | None) -> None:
+    """Runs, batches, sources, freshness, gate and reconciliation per engine (reads only; --check: health)."""
+    from evident.health import assess
+    from evident.land.sources import load_sources
+    from evident.status import read_status, render
 
     settings = load_settings()
-    sources = load_sources(settings.project)
-    landing = settings.landing_dir
-    unrouted = ([p.relative_to(landing).as_posix() for p in route(sources, landing).unrouted]
-                if landing.is_dir() else [])
-    # Read-only: status never creates a warehouse file, a schema or a table (a mistyped path is exit 2).
-    engines = connect_engines(settings, "evident status", read_only=True)
-    try:
-        statuses = [with_retry(lambda: engine_status(e, sources, unrouted), what=f"{e.name}: reading the status")
-                    for e in engines]
-    finally:
-        for e in engines:
-            e.close()
-    _echo(json.dumps(statuses, indent=2, default=str) if as_json else render(statuses))
+    # Read-only: status never creates a warehouse file, a schema or a table (a mistyped path is exit 2), and
+    # never takes the run lock (it works while a run holds it).
+    report = read_status(settings, load_sources(settings.project), max_run_s=max_run)
+    verdict = assess(report, max_age_s=max_age) if check else None
+    if as_json:
+        document = report["engines"] if verdict is None else {**report, "health": verdict.as_dict()}
+        _echo(json.dumps(document, indent=2, default=str))
+    else:
+        _echo(render(report, verdict))
+    if verdict is not None and verdict.exit_code:
+        raise click.exceptions.Exit(verdict.exit_code)
 
 
 @cli.command()
