@@ -19,6 +19,7 @@ Baselines (`evident suite init`):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -39,6 +40,7 @@ from evident.land.raw_tables import KEY_COLUMN
 from evident.land.sources import load_sources
 from evident.project import Project
 
+log = logging.getLogger(__name__)
 RAW_PREFIX = "raw_"
 NOT_GATE_SUITES = frozenset({"reconciliation"})  # validated against the reconciliation report, not a table
 
@@ -88,6 +90,9 @@ def gate_targets(project: Project, gx_expectations: Path | None = None) -> list[
         if name in have and name not in names and name not in NOT_GATE_SUITES:
             others.append(SuiteTarget(name, identifier(node.get("schema"), f"model {name}: schema"),
                                       identifier(node.get("alias") or name, f"model {name}: alias"), f"model {name}"))
+    orphans = sorted(have - names - {t.suite for t in others} - NOT_GATE_SUITES)
+    if orphans:  # e.g. the suite of a source or model that was removed: kept, but it validates nothing
+        log.warning("suite(s) %s match no raw source and no dbt model: not validated", ", ".join(orphans))
     return required + others
 
 
