@@ -41,7 +41,7 @@ FLOOR_S = 15 * 60.0
 HISTORY_RUNS = 500  # newest evident.runs rows read (every 5 minutes, about 40 hours: a nightly full refresh)
 RECENT_SUCCESSES = 20  # per command and kind, for the median
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|min|s|sec)?", re.IGNORECASE)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(min|sec|w|d|h|m|s)?", re.IGNORECASE)
 _UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 

@@ -382,13 +382,23 @@ def _sha256(path: Path) -> str | None:
 # ------------------------------------------------------------------------------------------ text
 
 
-def published_not_declared(engine: Engine, settings: Settings) -> list[str]:
+def published_not_declared(engine: Engine, settings: Settings) -> list[str] | None:
     """Tables in published.* that no dbt model declares published any more (its `publish` was removed): they
-    stay as they were and nothing updates them (evident.build.manifest; a stale manifest is re-parsed)."""
+    stay as they were and nothing updates them. Judged by the manifest of the newest build — status never runs
+    `dbt parse` (it would write target/ and cost seconds); None until a build or parse has written one."""
     from evident.build.manifest import published_models
     from evident.publish.marts import published_tables
 
-    declared = published_models(settings.project)
+    target = settings.project.target_dir
+    manifests = [p for p in (*target.glob("work/*/manifest.json"), target / "manifest" / "manifest.json")
+                 if p.is_file()]
+    if not manifests:
+        return None
+    try:
+        manifest = json.loads(max(manifests, key=lambda p: p.stat().st_mtime_ns).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    declared = published_models(settings.project, manifest)
     return [t for t in published_tables(engine) if t not in declared]
 
 
