@@ -94,8 +94,8 @@ def run_in_progress(settings: Settings) -> Iterator[subprocess.Popen]:
             status = run_cli(settings, "status", "--json", timeout=60)
             assert status.returncode == 0, status.stderr
             engines = {e["engine"]: e for e in json.loads(status.stdout)}
-            running = engines["duckdb"].get("run_in_progress")
-            recorded = not settings.postgres_dsn or (running and _recorded(settings, running["run_id"]))
+            running = engines["duckdb"].get("run_in_progress") or {}
+            recorded = not settings.postgres_dsn or ("run_id" in running and _recorded(settings, running["run_id"]))
             if running and engines["duckdb"].get("busy") and recorded:
                 break
             time.sleep(0.2)

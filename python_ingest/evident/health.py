@@ -142,7 +142,8 @@ def postgres_lock_holder(engine, key: int) -> dict | None:
     """The session holding the Postgres half of the run lock (pg_locks), or None; a read-only query."""
     row = engine.fetchone(
         "select a.application_name, a.backend_start from pg_locks l join pg_stat_activity a using (pid) "
-        "where l.locktype = 'advisory' and l.granted and l.objid = (%s::bigint & 4294967295)::oid limit 1",
+        "where l.locktype = 'advisory' and l.granted and l.objid = (%s::bigint & 4294967295)::oid "
+        "and l.database = (select oid from pg_database where datname = current_database()) limit 1",
         [key])
     if row is None:
         return None

@@ -56,9 +56,12 @@ def read_status(settings: Settings, sources: dict[str, Source], *, max_run_s: fl
         dsn = settings.postgres_dsn
         pg = with_retry(lambda: _open_postgres(dsn), what="connecting to the warehouse")
         try:
-            if holder is None:
-                holder = with_retry(lambda: health.postgres_lock_holder(pg, ADVISORY_KEY),
-                                    what="postgres: reading the run lock")
+            if holder is None or "run_id" not in holder:  # no lock file holder (another host), or caught
+                # between the holder's truncate and write: the Postgres half names it
+                pg_holder = with_retry(lambda: health.postgres_lock_holder(pg, ADVISORY_KEY),
+                                       what="postgres: reading the run lock")
+                if pg_holder is not None:
+                    holder = {**(holder or {}), **pg_holder}
             facts, histories["postgres"] = with_retry(lambda: _read_engine(pg, sources, holder, settings, now),
                                                       what="postgres: reading the status")
             engines.append(facts)
