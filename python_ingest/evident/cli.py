@@ -227,7 +227,7 @@ def status(as_json: bool, check: bool, max_age: float | None, max_run: float | N
     verdict = assess(report, max_age_s=max_age) if check else None
     if as_json:
         document = report["engines"] if verdict is None else {**report, "health": verdict.as_dict()}
-        _echo(json.dumps(document, indent=2, default=str))
+        logs.document(document)  # indented; one line under --log-format json, so every line is still JSON
     else:
         _echo(render(report, verdict))
     if verdict is not None and verdict.exit_code:
