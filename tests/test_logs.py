@@ -174,6 +174,26 @@ def test_a_run_on_both_engines_under_json_logs_carries_the_run_id_through_reconc
         2 * len(query(settings, "postgres", "select batch_id from evident.batches"))
 
 
+def test_status_json_under_json_logs_is_the_same_document_on_one_line(settings):
+    generate_sample(settings.landing_dir, events=100, days=1, seed=21)
+    assert run_cli(settings, "land").returncode == 0
+    indented = run_cli(settings, "status", "--json")
+    one_line = run_cli(settings, "--log-format", "json", "status", "--json")
+    assert indented.returncode == one_line.returncode == 0, indented.stderr + one_line.stderr
+    assert len(indented.stdout.splitlines()) > 1 and len(one_line.stdout.splitlines()) == 1
+    assert without_ages(json.loads(one_line.stdout)) == without_ages(json.loads(indented.stdout))
+    assert all(isinstance(json.loads(line), dict) for line in one_line.stderr.splitlines())
+
+
+def without_ages(value):
+    """A status document minus the ages (seconds since …), which grow between two calls."""
+    if isinstance(value, dict):
+        return {k: without_ages(v) for k, v in value.items() if "age" not in k}
+    if isinstance(value, list):
+        return [without_ages(v) for v in value]
+    return value
+
+
 def test_a_run_refused_by_the_lock_logs_its_run_id_and_exit_code(settings):
     generate_sample(settings.landing_dir, events=50, days=1, seed=14)
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
