@@ -34,7 +34,7 @@ ENVIRONMENT = (
     ("EVIDENT_LAND_WORKERS", "validation processes for land (default: by input size)"),
     ("EVIDENT_LOG_FORMAT", "text or json, same as --log-format"),
     ("EVIDENT_LOG_LEVEL", "debug, info, warning or error, same as --log-level"),
-    ("EVIDENT_CODE_REVISION", "the code revision to record when the project is not a git checkout"),
+    ("EVIDENT_CODE_REVISION", "the code revision to record (default: the project's git commit)"),
 )
 EXIT_CODES = (
     ("0", "success"),
