@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no types
@@ -284,6 +285,8 @@ def _newest_loaded(engine: Engine, table: str, field: str):
     """max(<loaded_at_field>), as dbt source freshness computes it. For landed_at (every row of a batch gets
     the landing transaction's time, and one run at a time assigns land_seq in commit order) the newest
     land_seq's rows hold it, which the land_seq index finds without scanning the table."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field):
+        return None  # an expression, not a column: dbt would run it, status does not
     if field == "landed_at":
         return engine.fetchvalue(
             f"select max(landed_at) from {table} where land_seq = (select max(land_seq) from {table})")
@@ -357,7 +360,7 @@ def _add_file_facts(facts: dict, routing, landing: Path) -> None:
             except OSError:
                 continue  # gone since the listing
             cp = checkpoints.get(rel)
-            if cp and cp[1] == st.st_size and datetime.utcfromtimestamp(st.st_mtime) <= cp[2]:
+            if cp and cp[1] == st.st_size and datetime.fromtimestamp(st.st_mtime, UTC).replace(tzinfo=None) <= cp[2]:
                 continue
             sha = _sha256(path)
             if sha is None or (cp and cp[0] == sha) or (rel, sha) in rejected_content:
