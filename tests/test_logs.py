@@ -289,6 +289,8 @@ def test_json_mode_turns_foreign_writes_into_json_lines_whole_lines_only(streams
     import logging
     import sys
 
+    import click
+
     out, err = streams()
     logs.configure("json", "info")
     logs.bind(run_id="r-1", command="land")
@@ -297,11 +299,15 @@ def test_json_mode_turns_foreign_writes_into_json_lines_whole_lines_only(streams
     print("progress 10%\rprogress 20%", file=sys.stderr)
     with logs.step("land"):
         logging.getLogger("evident.test").warning("retry %d of %d", 2, 5, extra={"fields": {"batch_id": "b1"}})
+    sys.stdout.buffer.write("bytes, é split: \u00e9".encode()[:-1])
+    sys.stdout.buffer.write("é".encode()[-1:] + b"\n")
+    click.echo(b"bytes through click")
     sys.stdout.write("no newline at the end")
     logs.restore()
     stdout = [json.loads(line) for line in out.getvalue().splitlines()]
     stderr = [json.loads(line) for line in err.getvalue().splitlines()]
-    assert [e["message"] for e in stdout] == ["half a line", "next", "no newline at the end"]
+    assert [e["message"] for e in stdout] == ["half a line", "next", "bytes, é split: é", "bytes through click",
+                                              "no newline at the end"]
     assert [e["message"] for e in stderr] == ["progress 10%", "progress 20%", "retry 2 of 5"]
     assert stderr[2]["logger"] == "evident.test" and stderr[2]["level"] == "warning"
     assert stderr[2]["step"] == "land" and stderr[2]["batch_id"] == "b1"
