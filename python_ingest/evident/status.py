@@ -37,7 +37,9 @@ from evident.retry import with_retry
 # What status reads; missing ones mean "nothing has run here yet", not an error.
 _CONTROL_PLANE = (("evident", "batches"), ("evident", "checkpoints"))
 _PERIOD_S = {"minute": 60, "hour": 3600, "day": 86400}
-DUCKDB_BUSY_WAIT_S = 2.0  # another process briefly holding the file (a `status`, a `docs`) is waited for
+# Another process briefly holding the file (dbt or a notebook opened by hand) is waited for this long; a run
+# holding the lock holds the file until it ends, so then there is no waiting.
+DUCKDB_BUSY_WAIT_S = 2.0
 
 
 # ------------------------------------------------------------------------------------------ the whole report
@@ -68,7 +70,7 @@ def read_status(settings: Settings, sources: dict[str, Source], *, max_run_s: fl
             engines.append(facts)
         finally:
             pg.close()
-    duck = _open_duckdb(settings.duckdb_path)
+    duck = _open_duckdb(settings.duckdb_path, 0.0 if holder else DUCKDB_BUSY_WAIT_S)
     if isinstance(duck, str):
         engines.append({"engine": DuckDBEngine.name, "readable": False, "busy": duck})
     else:
@@ -95,9 +97,9 @@ def _open_postgres(dsn: str) -> PostgresEngine:
     return engine
 
 
-def _open_duckdb(path: Path) -> DuckDBEngine | str:
+def _open_duckdb(path: Path, wait_s: float) -> DuckDBEngine | str:
     """The DuckDB file opened read-only, or why not (held open by another process's writer)."""
-    deadline = time.monotonic() + DUCKDB_BUSY_WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             return DuckDBEngine(path, read_only=True)
