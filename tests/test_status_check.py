@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -373,3 +374,29 @@ def test_status_help_documents_the_check(tmp_path):
     assert result.returncode == 0
     for option in ("--check", "--max-age", "--max-run", "--json"):
         assert option in result.stdout
+
+
+def test_health_checks_running_all_the_time_never_make_a_run_fail(tmp_path):
+    """status never takes the lock, so a run starting beside it is not refused; at most it waits out
+    status's brief read-only open of the DuckDB file (a transient fault, retried)."""
+    settings = project_settings(make_project(tmp_path / "project"))
+    settings.landing_dir.mkdir(parents=True)
+    stop = threading.Event()
+    checks: list[int] = []
+
+    def keep_checking() -> None:
+        while not stop.is_set():
+            checks.append(run_cli(settings, "status", "--check", timeout=120).returncode)
+
+    land(settings)  # a warehouse to read
+    checker = threading.Thread(target=keep_checking)
+    checker.start()
+    try:
+        for i in range(4):
+            good_file(settings, f"d{i}.jsonl", first=1000 * (i + 1))
+            land(settings)  # exit 0 every time: never refused because a check was looking
+    finally:
+        stop.set()
+        checker.join()
+    assert len(checks) >= 2 and set(checks) <= {0, 75}  # 75: a check that met a land holding the file
+    assert check(settings)[0] == 0
