@@ -115,3 +115,23 @@ def test_a_reader_in_a_transaction_sees_the_whole_old_or_the_whole_new_publicati
         assert read(snapshot_sql) == (250, 250)
         reader.close()
         engine.close()
+
+
+def test_a_published_table_whose_columns_no_longer_match_the_contract_is_recreated_whole(tmp_path):
+    engine = DuckDBEngine(tmp_path / "w.duckdb")
+    try:
+        prepare_engine(engine)
+        _seed_audit_area(engine, 7)
+        engine.execute("create schema if not exists published")
+        engine.execute("create table published.fct_sessions (session_id varchar, an_old_column integer)")
+        engine.execute("insert into published.fct_sessions values ('stale', 1)")
+        models = {m.name: m for m in published_marts()}
+        publications = publish_engine(engine, "run-1", "gate-1", models)
+        assert engine.table_columns("published", "fct_sessions") == {
+            "session_id": "varchar", "user_id": "bigint", "session_start": "timestamp", "session_end": "timestamp",
+            "event_count": "integer", "has_purchase": "boolean", "revenue": "decimal(18,2)"}
+        assert engine.fetchall("select count(*), min(session_id) from published.fct_sessions") == [(7, "1")]
+        sessions = next(p for p in publications if p.table == "fct_sessions")
+        assert (sessions.rows, sessions.rows_inserted, sessions.rows_deleted) == (7, 7, 0)
+    finally:
+        engine.close()
