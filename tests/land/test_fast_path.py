@@ -272,14 +272,15 @@ def test_decided_lines_of_every_type(gadgets):
     good = (b'{"code":"G-001","kind":"b:c","note":"\xc3\xa9","at":"2026-01-01 02:00:00+02:00","day":"2026-01-01",'
             b'"count":-5,"amount":-99.125,"ok":false,"meta":{"b":[1,true,null,{"c":"d:e"}],"a":-9223372036854775808}}')
     assert gadgets.fast_values(good) is not None
-    assert gadgets.from_json_line(good) == gadgets.exact_from_json_line(good)
+    assert gadgets.fast_row(good) == gadgets.from_json_line(good) == gadgets.exact_from_json_line(good)
     minimal = b'{"code":"G-001","at":"2026-01-01T00:00:00Z","day":"2026-01-01","count":0,"ok":true,"amount":null}'
     assert gadgets.fast_values(minimal) is not None
+    assert gadgets.fast_row(minimal) == gadgets.exact_from_json_line(minimal)
     for undecided in [good.replace(b'"count":-5', b'"count":-5,"count":-5'),  # duplicate key, same value
                       good.replace(b'"c":"d:e"', b'"c":"d:e","c":"d:e"'),  # duplicate nested key
                       good.replace(b'"c":"d:e"', b'"c":"d\\u003ae"'),  # an escaped ':'
                       good.replace(b"-99.125", b"1e1"), good.replace(b"true", b"1.5"), b" " + good]:
-        assert gadgets.fast_values(undecided) is None, undecided
+        assert gadgets.fast_values(undecided) is None and gadgets.fast_row(undecided) is None, undecided
         assert outcome(gadgets.from_json_line, undecided) == outcome(gadgets.exact_from_json_line, undecided)
 
 
@@ -298,7 +299,7 @@ def test_the_fast_path_decides_most_sample_lines(tmp_path: Path):
     lines = [line for path in sorted(tmp_path.rglob("*.jsonl")) for line in path.read_bytes().split(b"\n")
              if line.strip()]
     assert len(lines) >= 5000
-    decided = sum(APP_EVENTS.fast_values(line) is not None for line in lines)  # type: ignore[misc]
+    decided = sum(APP_EVENTS.fast_row(line) is not None for line in lines)  # type: ignore[misc]
     assert decided >= 0.9 * len(lines), f"{decided} of {len(lines)} lines decided fast"
     for line in lines[:2000]:
         assert APP_EVENTS.from_json_line(line) == APP_EVENTS.exact_from_json_line(line)

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evident.land.contracts import load_contract
 from evident.land.chunks import cut, raw_texts_at, validate_chunk
+from evident.land.contracts import load_contract
 from evident.land.validation import MAX_DEPTH, Rejection, strict_json_depth
 from tests.helpers import NamedRows
 from tests.hostile import (
@@ -150,7 +150,8 @@ def test_the_iterative_parser_agrees_with_the_decoder_on_strictness_and_depth(li
 
 def validate_file(name: str, data: bytes, chunk_bytes: int):
     """A file as landing reads it: cut into chunks (small ones here, so records meet chunk boundaries), each
-    validated. → (records read, [(line, idempotency key, payload hash)] of the rows, rejections, the file)."""
+    validated. → (records read, [(line, idempotency key, payload hash)] of the valid records, rejections, the
+    file)."""
     folder = Path(tempfile.mkdtemp())
     path = folder / name
     path.write_bytes(data)
@@ -160,6 +161,7 @@ def validate_file(name: str, data: bytes, chunk_bytes: int):
         rows_in += validated.rows_in
         table = validated.rows.to_pydict()
         rows += zip(table["source_line"], table["idempotency_key"], table["payload_sha256"])
+        rows += [(later.line, later.key, later.payload) for later in validated.later]  # repeated in the chunk
         rejected += validated.rejected
     return rows_in, rows, rejected, path
 

@@ -74,21 +74,24 @@ class Engine:
         engine needs them to load (default: the table's own)."""
         raise NotImplementedError
 
-    # ---- transaction-local stages (a batch is staged whole, then judged set-based: evident.land.stage)
+    # ---- bulk rows in Arrow (landing: evident.land.stage)
     def create_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> None:
         """An empty temporary table of these (name, type) columns, gone when the transaction ends."""
         raise NotImplementedError
 
-    def stage_query(self, name: str, select_sql: str, params: Sequence = ()) -> None:
-        """A temporary table holding a query's result, gone when the transaction ends."""
-        raise NotImplementedError
-
     def append_arrow(self, table: str, rows: pa.Table) -> None:
-        """Append an Arrow table whose columns are exactly `table`'s, in order (the bulk path of landing)."""
+        """Append an Arrow table whose columns are exactly `table`'s, in order."""
         raise NotImplementedError
 
-    def staged(self, name: str) -> None:
-        """A stage is complete: let the planner know what it holds before it is joined."""
+    @contextlib.contextmanager
+    def arrow_relation(self, name: str, rows: pa.Table, columns: Sequence[tuple[str, str]]) -> Iterator[str]:
+        """`rows` (of these (name, type) columns) queryable under `name` while the block runs."""
+        raise NotImplementedError
+        yield name  # pragma: no cover
+
+    def insert_count(self, sql: str, params: Sequence = ()) -> int:
+        """Run an INSERT; the number of rows it wrote (with ON CONFLICT DO NOTHING: those that were new)."""
+        raise NotImplementedError
 
     def release(self) -> None:
         """Let an in-process tool (dbt, GX) open the database its own way; the next use reconnects."""

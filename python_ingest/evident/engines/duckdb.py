@@ -101,15 +101,21 @@ class DuckDBEngine(Engine):
         cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
         self.con.execute(f"create or replace temp table {name} ({cols})")
 
-    def stage_query(self, name, select_sql, params=()):
-        self.con.execute(self.sql(f"create or replace temp table {name} as {select_sql}"), list(params))
-
     def append_arrow(self, table, rows):
-        self.con.register("evident_arrow", rows)
+        with self.arrow_relation("evident_arrow", rows, ()) as relation:
+            self.con.execute(f"insert into {table} select * from {relation}")
+
+    @contextlib.contextmanager
+    def arrow_relation(self, name, rows, columns):
+        self.con.register(name, rows)  # the Arrow table itself, scanned in place
         try:
-            self.con.execute(f"insert into {table} select * from evident_arrow")
+            yield name
         finally:
-            self.con.unregister("evident_arrow")
+            self.con.unregister(name)
+
+    def insert_count(self, sql, params=()):
+        row = self.con.execute(self.sql(sql), list(params)).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self):
         self.release()

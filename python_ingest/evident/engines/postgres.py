@@ -138,10 +138,6 @@ class PostgresEngine(Engine):
         cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
         self.execute(f"create temp table {name} ({cols}) on commit drop")
 
-    def stage_query(self, name, select_sql, params=()):
-        self.execute(f"create temp table {name} on commit drop as {select_sql}", params)
-        self.staged(name)
-
     def append_arrow(self, table, rows):
         # CSV written by Arrow (C++, no Python per row): every value quoted, so an empty string stays one and
         # only an unquoted empty field is NULL.
@@ -150,8 +146,21 @@ class PostgresEngine(Engine):
         with self.con.cursor() as cur, cur.copy(f"copy {table} from stdin (format csv)") as copy:
             copy.write(text.getbuffer())
 
-    def staged(self, name):
-        self.execute(f"analyze {name}")
+    @contextlib.contextmanager
+    def arrow_relation(self, name, rows, columns):
+        # A temporary table of the transaction, emptied after each use (COPY is Postgres' bulk path in).
+        cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
+        self.execute(f"create temp table if not exists {name} ({cols}) on commit drop")
+        self.append_arrow(name, rows)
+        try:
+            yield name
+        finally:
+            self.execute(f"truncate {name}")
+
+    def insert_count(self, sql, params=()):
+        with self.con.cursor() as cur:
+            cur.execute(sql, list(params) or None)
+            return cur.rowcount
 
     def close(self):
         if self._con is not None:

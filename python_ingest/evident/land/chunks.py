@@ -6,9 +6,10 @@ holds a few chunks, never the file. A JSONL chunk is a run of whole lines (bytes
 physical line: a worker reads no more than it is sent); a CSV chunk is a run of records read by one reader
 (a quoted field may span lines, so only a reader that saw every line before it knows where a record starts).
 
-Validation of a chunk judges each record on its own (DESIGN's reason codes, the barrier around each record).
-Whether a valid row is new, a duplicate or a conflicting duplicate depends on the other chunks and on the
-landed rows: the engine decides it, set-based, once the whole batch is staged (evident.land.stage).
+Validation of a chunk judges each record on its own (DESIGN's reason codes, the barrier around each record)
+and finds the keys delivered more than once in the chunk (a dict of the chunk's keys, never of the file's).
+Whether a key is new depends on the landed rows and the other chunks: the engine decides it, set-based
+(evident.land.stage).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -29,7 +31,7 @@ from evident.land.contracts import Contract
 from evident.land.quarantine import Quarantined, raw_text
 from evident.land.raw_tables import RawTable
 from evident.land.records import CsvRecord, Record, csv_rows, is_csv, jsonl_lines, raw_bytes, stream_records
-from evident.land.validation import PAYLOAD, Validator
+from evident.land.validation import KEY, PAYLOAD, Validator
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 4 << 20  # a JSONL chunk: about 16k events of the reference source
@@ -53,9 +55,20 @@ class Chunk:
         return jsonl_lines(self.data, self.first_line, self.file_start)
 
 
+class Later(NamedTuple):
+    """A later delivery of a key delivered before in the same chunk."""
+
+    line: int
+    key: str
+    payload: str
+    first_line: int  # the key's first delivery in the chunk
+    raw_text: str | None  # as delivered when its payload differs from the first delivery's, else None
+
+
 @dataclass
 class ValidatedChunk:
-    rows: pa.Table  # RawTable.stage_columns: key, fields, payload hash, source line
+    rows: pa.Table  # the first delivery of each key in the chunk (RawTable.stage_columns)
+    later: list[Later]
     rejected: list[Quarantined]
     rows_in: int
     checksum: int  # sum of the rows' payload hashes (see keys.combine_checksums)
@@ -115,6 +128,8 @@ def validate_chunk(contract: Contract, chunk: Chunk) -> ValidatedChunk:
     from_json, from_csv = validator.from_json_line, validator.from_csv_record
     rows: list[tuple] = []
     lines: list[int] = []
+    first: dict[str, tuple[int, str]] = {}  # key → line and payload of its first delivery in this chunk
+    later: list[Later] = []
     rejected: list[Quarantined] = []
     rows_in = 0
     first_unexpected = None
@@ -132,10 +147,16 @@ def validate_chunk(contract: Contract, chunk: Chunk) -> ValidatedChunk:
                 rejected.append(Quarantined(line_number, "invalid_value", f"{UNEXPECTED}: {_describe(exc)}",
                                             _raw(record)))
                 continue
-            rows.append(row)
-            lines.append(line_number)
+            key, payload = row[KEY], row[PAYLOAD]
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (line_number, payload)
+                rows.append(row)
+                lines.append(line_number)
+            else:
+                later.append(Later(line_number, key, payload, seen[0], None if payload == seen[1] else _raw(record)))
     checksum = sum(int(row[PAYLOAD], 16) for row in rows)
-    return ValidatedChunk(to_arrow(schema, rows, lines), rejected, rows_in, checksum, first_unexpected)
+    return ValidatedChunk(to_arrow(schema, rows, lines), later, rejected, rows_in, checksum, first_unexpected)
 
 
 @contextlib.contextmanager

@@ -6,12 +6,12 @@ Per file (= batch, identified by path + content SHA-256):
      own, with a barrier around it (an unexpected error quarantines that record as invalid_value, naming the
      error), so no record, however crafted, stops the land;
   3. stream the validated chunks into one open transaction per engine, all engines at once (one thread
-     each): rows into a stage, rejected records into the quarantine. Memory holds a few chunks, not the file;
-  4. at the end of the file each engine judges the stage set-based (evident.land.stage): duplicates and
-     conflicting duplicates against the batch itself and the landed rows, first delivery winning; then the
-     quarantine threshold, the new rows into raw, the manifest, the checkpoint — committed all together or
-     not at all (design invariant 4). A batch over the threshold commits only its evidence: the quarantine
-     rows and its failed state; nothing lands in raw.
+     each); rejected records go to the quarantine as they come. Memory holds a few chunks, not the file;
+  4. each engine lands each chunk's new rows as it comes and judges duplicates and conflicting duplicates
+     set-based against the batch itself and the landed rows, first delivery winning (evident.land.stage);
+     at the end of the file: the quarantine threshold, the manifest, the checkpoint — committed together
+     with the rows or not at all (design invariant 4). A batch over the threshold commits only its
+     evidence: the quarantine rows and its failed state; none of its rows stay in raw.
 """
 from __future__ import annotations
 
@@ -162,16 +162,12 @@ _END, _ABORT = object(), object()  # after the last chunk: judge and commit / ro
 @dataclass
 class _Tally:
     rows_in: int = 0
-    rows: int = 0
     rejected: int = 0
-    checksum: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, chunk: ValidatedChunk) -> None:
         self.rows_in += chunk.rows_in
-        self.rows += chunk.rows.num_rows
         self.rejected += len(chunk.rejected)
-        self.checksum += chunk.checksum
         for q in chunk.rejected:
             self.count(q.reason_code)
 
@@ -233,37 +229,34 @@ class _EngineWriter(threading.Thread):
         table = RawTable(contract)
         now = utcnow()
         table.evolve(engine)  # a compatible new contract version adds its columns with its first batch
-        stage = BatchStage(engine, table)
-        stage.open()
+        land_seq = engine.fetchvalue("select coalesce(max(land_seq), 0) + 1 from evident.batches")
+        stage = BatchStage(engine, table, ref.batch_id, land_seq, ref.source_file, ref.contract_id, now)
         engine.execute(f"delete from {table.quarantine} where batch_id = %s", [ref.batch_id])  # an earlier try's
         for chunk in self._stream():
             tally.add(chunk)
-            stage.append(chunk.rows)
+            stage.land(chunk)
             self._quarantine(table, chunk.rejected, now)
         faults.point(f"land.{engine.name}.mid_transaction")
-        judged = stage.judge()
-        conflicts = self._conflicts(judged.conflicts)
+        stage.judge()
+        conflicts = self._conflicts(stage.conflicts)
         self._quarantine(table, conflicts, now)
         tally.count("conflicting_duplicate", len(conflicts))
         quarantined = tally.rejected + len(conflicts)
         if tally.rows_in and quarantined / tally.rows_in > contract.max_quarantine_share:
+            stage.unland()
             rejection = BatchRejected(_over_threshold(ref, contract, quarantined, tally))
             transition(engine, ref.batch_id, "failed", run_id, f"{rejection.reason}: {rejection}",
                        rows_in=tally.rows_in, rows_quarantined=quarantined)
             return self._rejected(rejection, tally, quarantined)  # committed: the evidence stays
-        land_seq = engine.fetchvalue("select coalesce(max(land_seq), 0) + 1 from evident.batches")
-        stage.insert_new(ref.batch_id, land_seq, ref.source_file, ref.contract_id, now)
         if current_contract_id(contract) != ref.contract_id:
             raise ContractChanged(
                 f"{ref.source_file}: contract {contract.name} v{contract.version} changed while the batch was "
                 f"landing (pinned {ref.contract_id}); nothing was landed for it")
-        landed = tally.rows - judged.not_new
         first, last, days = stage.partitions()
         transition(
             engine, ref.batch_id, "landed", run_id,
-            land_seq=land_seq, rows_in=tally.rows_in, rows_landed=landed, rows_quarantined=quarantined,
-            rows_duplicate=judged.duplicates,
-            landed_checksum=format((tally.checksum - judged.not_new_checksum) % (1 << 256), "064x"),
+            land_seq=land_seq, rows_in=tally.rows_in, rows_landed=stage.landed, rows_quarantined=quarantined,
+            rows_duplicate=stage.duplicates, landed_checksum=format(stage.checksum % (1 << 256), "064x"),
             min_event_ts=first, max_event_ts=last, event_dates=",".join(day.isoformat() for day in days),
         )
         engine.execute(
@@ -273,17 +266,19 @@ class _EngineWriter(threading.Thread):
             "land_seq = excluded.land_seq, landed_at = excluded.landed_at",
             [ref.source_file, ref.source_sha256, ref.batch_id, land_seq, now])
         faults.point(f"land.{engine.name}.before_commit")
-        return LandOutcome(engine.name, ref.source_file, ref.batch_id, "landed", tally.rows_in, landed, quarantined,
-                           judged.duplicates, reasons=dict(sorted(tally.reasons.items())))
+        return LandOutcome(engine.name, ref.source_file, ref.batch_id, "landed", tally.rows_in, stage.landed,
+                           quarantined, stage.duplicates, reasons=dict(sorted(tally.reasons.items())))
 
     def _conflicts(self, found: list[Conflict]) -> list[Quarantined]:
-        """Conflicting duplicates, quarantined with their lines as delivered (read from the file again)."""
-        texts = raw_texts_at(self.path, {c.line for c in found})
+        """Conflicting duplicates, quarantined with their lines as delivered (read from the file again when the
+        chunk did not carry them)."""
+        texts = raw_texts_at(self.path, {c.line for c in found if c.raw_text is None})
         return [Quarantined(c.line, "conflicting_duplicate",
                             "idempotency key already landed with a different payload (landed row stays)"
                             if c.first_line is None else
                             f"same idempotency key as line {c.first_line} of this file with a different payload; "
-                            "the first delivery stays", texts[c.line], c.key) for c in found]
+                            "the first delivery stays", c.raw_text if c.raw_text is not None else texts[c.line], c.key)
+                for c in found]
 
     def _quarantine(self, table: RawTable, rejected: list[Quarantined], now) -> None:
         ref = self.ref

@@ -1,10 +1,15 @@
-"""A batch staged whole inside one engine's transaction, then judged set-based, in the engine, against itself
-and the landed rows (no key of the batch is held in Python).
+"""One batch landing in one engine's open transaction, chunk by chunk, judged set-based in the engine (no key of
+the batch is held in Python beyond one chunk).
 
-First delivery wins (DESIGN): each staged row is judged against the row that holds its key — the landed row
-if there is one, else the key's first delivery in this batch (its smallest line). The same payload is a
-duplicate, another payload a conflicting duplicate (quarantined with its line as delivered). What is left,
-the first delivery of each key not landed yet, is inserted into raw.<source>.
+First delivery wins (DESIGN): a record is judged against the row that holds its key — a row landed before, or
+the key's first delivery in this batch. The same payload is a duplicate; another payload is a conflicting
+duplicate, quarantined with its line as delivered.
+
+Chunks come in line order. Each chunk's first deliveries go into raw.<source> at once with ON CONFLICT DO
+NOTHING, so the first delivery of a key — in this chunk, an earlier one, or an earlier batch — is the row that
+stays. When every one of them was new (the common case), the chunk is judged completely: its later deliveries
+are judged against its own first ones, which landed. Otherwise its keys are kept in a stage and, at the end of
+the batch, judged in one join against raw.<source>. Nothing commits until the caller's transaction does.
 """
 from __future__ import annotations
 
@@ -14,78 +19,96 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from evident.engines import Engine
-from evident.land.raw_tables import KEY_COLUMN, PAYLOAD_COLUMN, RawTable
+from evident.land.chunks import ValidatedChunk
+from evident.land.raw_tables import AUDIT_COLUMNS, KEY_COLUMN, PAYLOAD_COLUMN, RawTable
 
-STAGE = "evident_stage"
-LANDED = "evident_stage_landed"  # keys of the batch already in raw, with their landed payload
-REPEATS = "evident_stage_repeats"  # keys delivered more than once in the batch, with their first delivery
-_NEW = (f"from {STAGE} s where not exists (select 1 from {LANDED} l where l.{KEY_COLUMN} = s.{KEY_COLUMN}) "
-        f"and not exists (select 1 from {REPEATS} d where d.{KEY_COLUMN} = s.{KEY_COLUMN} "
-        "and d.first_line <> s.source_line)")
+CHUNK = "evident_stage_chunk"  # one chunk's first deliveries, on their way into raw
+KEYS = "evident_stage_keys"  # keys of the chunks that met rows already in raw, judged at the end
+_KEY_COLUMNS = ((KEY_COLUMN, "varchar"), (PAYLOAD_COLUMN, "varchar"), ("source_line", "integer"),
+                ("first_in_chunk", "boolean"))
+_KEY_SCHEMA = pa.schema([(KEY_COLUMN, pa.string()), (PAYLOAD_COLUMN, pa.string()), ("source_line", pa.int32()),
+                         ("first_in_chunk", pa.bool_())])
 
 
 @dataclass
 class Conflict:
     line: int
     key: str
-    first_line: int | None  # the key's first delivery in this batch, when that is what it conflicts with
-
-
-@dataclass
-class Judgement:
-    """What the staged rows are besides new: duplicates and conflicts, and the payloads of all of them."""
-
-    duplicates: int
-    conflicts: list[Conflict]
-    not_new: int
-    not_new_checksum: int  # sum of their payload hashes (the batch's checksum counts new rows only)
+    first_line: int | None  # the line of this batch it conflicts with; None: a row landed before
+    raw_text: str | None = None  # as delivered, when known already
 
 
 class BatchStage:
-    def __init__(self, engine: Engine, table: RawTable):
-        self.engine, self.table = engine, table
+    def __init__(self, engine: Engine, table: RawTable, batch_id: str, land_seq: int, source_file: str,
+                 contract_id: str, at: datetime):
+        self.engine, self.table, self.batch_id, self.land_seq = engine, table, batch_id, land_seq
+        self.landed = self.duplicates = 0
+        self.conflicts: list[Conflict] = []
+        self.checksum = 0  # of the landed rows' payload hashes (keys.combine_checksums, before the modulo)
+        self._kept = False
+        data = [c.name for c in table.data_columns]
+        audit = [name for name, _ in AUDIT_COLUMNS]
+        self._insert = (
+            f"insert into {table.name} ({', '.join(data + audit)}) "
+            f"select {', '.join(data)}, cast(%s as varchar), cast(%s as bigint), cast(%s as varchar), source_line, "
+            f"cast(%s as varchar), cast(%s as timestamp) from {CHUNK} on conflict ({KEY_COLUMN}) do nothing")
+        self._audit = [batch_id, land_seq, source_file, contract_id, at]
 
-    def open(self) -> None:
-        self.engine.create_stage(STAGE, self.table.stage_columns)
-
-    def append(self, rows: pa.Table) -> None:
+    def land(self, chunk: ValidatedChunk) -> None:
+        """The chunk's first deliveries into raw (those whose key is new), its later ones judged or kept."""
+        rows = chunk.rows
+        inserted = 0
         if rows.num_rows:
-            self.engine.append_arrow(STAGE, rows)
+            with self.engine.arrow_relation(CHUNK, rows, self.table.stage_columns):
+                inserted = self.engine.insert_count(self._insert, self._audit)
+        self.landed += inserted
+        self.checksum += chunk.checksum
+        if inserted == rows.num_rows:  # all first deliveries landed: each later one is judged against its own
+            for again in chunk.later:
+                if again.raw_text is None:
+                    self.duplicates += 1
+                else:
+                    self.conflicts.append(Conflict(again.line, again.key, again.first_line, again.raw_text))
+            return
+        if not self._kept:
+            self.engine.create_stage(KEYS, _KEY_COLUMNS)
+            self._kept = True
+        later = chunk.later
+        self.engine.append_arrow(KEYS, pa.concat_tables([
+            pa.table([rows.column(KEY_COLUMN), rows.column(PAYLOAD_COLUMN), rows.column("source_line"),
+                      pa.array([True] * rows.num_rows)], schema=_KEY_SCHEMA),
+            pa.table([[x.key for x in later], [x.payload for x in later], [x.line for x in later],
+                      [False] * len(later)], schema=_KEY_SCHEMA)]))
 
-    def judge(self) -> Judgement:
-        engine, raw, key = self.engine, self.table.name, KEY_COLUMN
-        engine.staged(STAGE)
-        engine.stage_query(LANDED, f"select r.{key}, r.{PAYLOAD_COLUMN} from {raw} r "
-                                   f"where r.{key} in (select {key} from {STAGE})")
-        engine.stage_query(REPEATS, (
-            f"select s.{key}, s.source_line as first_line, s.{PAYLOAD_COLUMN} from {STAGE} s join ("
-            f"select {key}, min(source_line) as first_line from {STAGE} group by {key} having count(*) > 1"
-            f") k on k.{key} = s.{key} and k.first_line = s.source_line"))
-        rows = engine.fetchall(
-            f"select s.source_line, s.{key}, s.{PAYLOAD_COLUMN}, "
-            f"coalesce(l.{PAYLOAD_COLUMN}, d.{PAYLOAD_COLUMN}), l.{key} is not null, d.first_line "
-            f"from {STAGE} s left join {LANDED} l on l.{key} = s.{key} left join {REPEATS} d on d.{key} = s.{key} "
-            f"where l.{key} is not null or (d.{key} is not null and s.source_line <> d.first_line) "
-            "order by s.source_line")
-        conflicts = [Conflict(line, row_key, None if against_landed else first_line)
-                     for line, row_key, payload, holder, against_landed, first_line in rows if payload != holder]
-        return Judgement(len(rows) - len(conflicts), conflicts, len(rows),
-                         sum(int(payload, 16) for _, _, payload, *_ in rows))
+    def judge(self) -> None:
+        """The kept chunks' records that did not land, each against the row that holds its key."""
+        if not self._kept:
+            return
+        key, payload = KEY_COLUMN, PAYLOAD_COLUMN
+        rows = self.engine.fetchall(
+            f"select s.source_line, s.{key}, s.{payload}, r.{payload}, r.land_seq = %s, r.source_line, "
+            f"s.first_in_chunk from {KEYS} s join {self.table.name} r on r.{key} = s.{key} "
+            "where not (r.land_seq = %s and r.source_line = s.source_line) order by s.source_line",
+            [self.land_seq, self.land_seq])
+        for line, row_key, row_payload, holder, this_batch, holder_line, first_in_chunk in rows:
+            if first_in_chunk:  # counted in its chunk's checksum, but did not land
+                self.checksum -= int(row_payload, 16)
+            if row_payload == holder:
+                self.duplicates += 1
+            else:
+                self.conflicts.append(Conflict(line, row_key, holder_line if this_batch else None))
 
-    def insert_new(self, batch_id: str, land_seq: int, source_file: str, contract_id: str, at: datetime) -> None:
-        data = [c.name for c in self.table.data_columns]
-        audit = ["batch_id", "land_seq", "source_file", "source_line", "contract_id", "landed_at"]
-        self.engine.execute(
-            f"insert into {self.table.name} ({', '.join(data + audit)}) "
-            f"select {', '.join('s.' + c for c in data)}, cast(%s as varchar), cast(%s as bigint), "
-            f"cast(%s as varchar), s.source_line, cast(%s as varchar), cast(%s as timestamp) {_NEW}",
-            [batch_id, land_seq, source_file, contract_id, at])
+    def unland(self) -> None:
+        """Take the batch's rows out of raw again (it failed; its transaction commits only the evidence)."""
+        self.engine.execute(f"delete from {self.table.name} where land_seq = %s", [self.land_seq])
 
     def partitions(self) -> tuple[datetime | None, datetime | None, list[date]]:
-        """The new rows' first and last partition instant and their partition dates."""
-        column = f"s.{self.table.contract.partition_by}"
-        lo, hi = self.engine.fetchall(f"select min({column}), max({column}) {_NEW}")[0]
-        days = self.engine.fetchall(f"select distinct cast({column} as date) {_NEW} and {column} is not null")
+        """The landed rows' first and last partition instant and their partition dates."""
+        column, raw = self.table.contract.partition_by, self.table.name
+        lo, hi = self.engine.fetchall(f"select min({column}), max({column}) from {raw} where land_seq = %s",
+                                      [self.land_seq])[0]
+        days = self.engine.fetchall(f"select distinct cast({column} as date) from {raw} "
+                                    f"where land_seq = %s and {column} is not null", [self.land_seq])
         return _instant(lo), _instant(hi), sorted(day for day, in days)
 
 

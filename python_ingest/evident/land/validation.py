@@ -545,19 +545,19 @@ class Validator:
         self.field_names = list(contract.fields)
         self.required = [name for name, rule in contract.fields.items() if rule.required]
         self.plan = [(name, rule, _CHECKS[rule.type]) for name, rule in contract.fields.items()]
-        # compiled once per contract: line → typed values in contract order, or None (undecided)
-        self.fast_values = compile_fast_path(contract, _CHECKS) if contract.format == "jsonl" else None
+        # compiled once per contract: line → typed values in contract order (or the Row), or None (undecided)
+        jsonl = contract.format == "jsonl"
+        self.fast_values = compile_fast_path(contract, _CHECKS) if jsonl else None
+        self.fast_row = compile_fast_path(contract, _CHECKS, self._builder) if jsonl else None
 
     def from_json_line(self, line: bytes) -> Row:
         """The fast path (evident.land.fast_path) decides the common case; whatever it leaves undecided, and
         every rejection, comes from the exact path. Both give the same Row for the same line."""
-        fast = self.fast_values
-        if fast is not None:
-            values = fast(line)
-            if values is not None:
-                if self.build is self._positional:
-                    return self._builder(values)
-                return self.build(dict(zip(self.field_names, values)))
+        if self.build is self._positional:
+            if self.fast_row is not None and (row := self.fast_row(line)) is not None:
+                return row
+        elif self.fast_values is not None and (values := self.fast_values(line)) is not None:
+            return self.build(dict(zip(self.field_names, values)))
         return self.exact_from_json_line(line)
 
     def exact_from_json_line(self, line: bytes) -> Row:
