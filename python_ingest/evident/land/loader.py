@@ -30,7 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evident import faults
+from evident import faults, logs
 from evident.control.batches import BatchRef, current_state, receive, transition, utcnow
 from evident.engines import Engine
 from evident.errors import BatchRejected, ContractChanged
@@ -91,6 +91,7 @@ def land_files(engines: list[Engine], landing_dir: Path, routed: list[tuple[Path
     with _validator(prepare_workers([path for path, _ in routed], workers)) as validate:
         for path, contract in routed:
             outcomes += _land_file(engines, landing_dir, path, contract, run_id, code_revision, validate)
+            logs.advance(files=1)
     return outcomes
 
 
@@ -147,6 +148,7 @@ def _land_on(engines: list[Engine], path: Path, ref: BatchRef, contract: Contrac
                 log.warning("%s %s", ref.source_file, chunk.first_unexpected)
             for writer in writers:
                 writer.put(chunk)
+            logs.advance(rows=chunk.rows_in)
         complete = True
     finally:  # an incomplete batch must not commit: the writers roll back
         for writer in writers:
