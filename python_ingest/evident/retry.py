@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from evident.engines import classify
 from evident.errors import ConfigError, EvidentError, PermanentDatabaseError, TemporaryFailure
@@ -57,7 +57,7 @@ def with_retry(action: Callable[[], T], *, what: str, attempts: int = ATTEMPTS, 
     raise AssertionError("unreachable")
 
 
-def raise_classified(exc: Exception, what: str) -> None:
+def raise_classified(exc: Exception, what: str) -> NoReturn:
     """Re-raise a non-transient exception as what it is: a configuration or database error, else unchanged."""
     kind = classify(exc)
     if kind == "configuration":

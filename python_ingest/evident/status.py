@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no types
+import yaml
 
 from evident import health
 from evident.config import Settings

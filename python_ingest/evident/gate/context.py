@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped,unused-ignore]  # PyYAML ships no types
+import yaml
 
 from evident.errors import ConfigError
 from evident.gate.suites import SuiteTarget

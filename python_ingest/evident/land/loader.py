@@ -116,13 +116,14 @@ def _land_file(engines: list[Engine], landing_dir: Path, path: Path, contract: C
     for engine in todo:
         what = f"{engine.name}: landing {source_file}"
         result = attempts[engine.name]
-        if isinstance(result, BaseException):
-            if not isinstance(result, Exception) or not is_transient(result):
-                raise_classified(result, what) if isinstance(result, Exception) else None
-                raise result
+        if isinstance(result, Exception) and is_transient(result):
             log.warning("%s: transient fault (%s), landing it again", what, result)
             result = with_retry(lambda: _landed_or_raise(_land_on([engine], path, ref, contract, run_id, validate),
                                                          engine), what=what)
+        elif isinstance(result, Exception):
+            raise_classified(result, what)  # a configuration or database error, else the bug itself
+        elif isinstance(result, BaseException):
+            raise result
         outcomes.append(result)
         faults.point(f"land.after_{engine.name}")
     return outcomes
