@@ -80,7 +80,7 @@ class Engine:
         raise NotImplementedError
 
     def append_arrow(self, table: str, rows: pa.Table) -> None:
-        """Append an Arrow table whose columns are exactly `table`'s, in order."""
+        """Append an Arrow table to `table`'s columns of the same names."""
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -92,6 +92,17 @@ class Engine:
     def insert_count(self, sql: str, params: Sequence = ()) -> int:
         """Run an INSERT; the number of rows it wrote (with ON CONFLICT DO NOTHING: those that were new)."""
         raise NotImplementedError
+
+    def insert_new(self, table: str, key: str, rows: pa.Table, columns: Sequence[tuple[str, str]],
+                   constants: Sequence[tuple[str, str, Any]]) -> int:
+        """Insert `rows` (these (name, type) columns) and the (name, type, value) constants into `table`, except
+        the rows whose `key` is there already (what holds a key first stays); how many were inserted."""
+        names = [name for name, _ in columns]
+        with self.arrow_relation("evident_stage_chunk", rows, columns) as relation:
+            return self.insert_count(
+                f"insert into {table} ({', '.join(names + [name for name, _, _ in constants])}) "
+                f"select {', '.join(names + [f'cast(%s as {sql_type})' for _, sql_type, _ in constants])} "
+                f"from {relation} on conflict ({key}) do nothing", [value for _, _, value in constants])
 
     def release(self) -> None:
         """Let an in-process tool (dbt, GX) open the database its own way; the next use reconnects."""

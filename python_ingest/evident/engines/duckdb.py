@@ -103,7 +103,7 @@ class DuckDBEngine(Engine):
 
     def append_arrow(self, table, rows):
         with self.arrow_relation("evident_arrow", rows, ()) as relation:
-            self.con.execute(f"insert into {table} select * from {relation}")
+            self.con.execute(f"insert into {table} ({', '.join(rows.schema.names)}) select * from {relation}")
 
     @contextlib.contextmanager
     def arrow_relation(self, name, rows, columns):

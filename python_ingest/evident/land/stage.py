@@ -20,9 +20,8 @@ import pyarrow as pa
 
 from evident.engines import Engine
 from evident.land.chunks import ValidatedChunk
-from evident.land.raw_tables import AUDIT_COLUMNS, KEY_COLUMN, PAYLOAD_COLUMN, RawTable
+from evident.land.raw_tables import KEY_COLUMN, PAYLOAD_COLUMN, RawTable
 
-CHUNK = "evident_stage_chunk"  # one chunk's first deliveries, on their way into raw
 KEYS = "evident_stage_keys"  # keys of the chunks that met rows already in raw, judged at the end
 _KEY_COLUMNS = ((KEY_COLUMN, "varchar"), (PAYLOAD_COLUMN, "varchar"), ("source_line", "integer"),
                 ("first_in_chunk", "boolean"))
@@ -46,21 +45,17 @@ class BatchStage:
         self.conflicts: list[Conflict] = []
         self.checksum = 0  # of the landed rows' payload hashes (keys.combine_checksums, before the modulo)
         self._kept = False
-        data = [c.name for c in table.data_columns]
-        audit = [name for name, _ in AUDIT_COLUMNS]
-        self._insert = (
-            f"insert into {table.name} ({', '.join(data + audit)}) "
-            f"select {', '.join(data)}, cast(%s as varchar), cast(%s as bigint), cast(%s as varchar), source_line, "
-            f"cast(%s as varchar), cast(%s as timestamp) from {CHUNK} on conflict ({KEY_COLUMN}) do nothing")
-        self._audit = [batch_id, land_seq, source_file, contract_id, at]
+        self._audit = [("batch_id", "varchar", batch_id), ("land_seq", "bigint", land_seq),
+                       ("source_file", "varchar", source_file), ("contract_id", "varchar", contract_id),
+                       ("landed_at", "timestamp", at)]
 
     def land(self, chunk: ValidatedChunk) -> None:
         """The chunk's first deliveries into raw (those whose key is new), its later ones judged or kept."""
         rows = chunk.rows
         inserted = 0
         if rows.num_rows:
-            with self.engine.arrow_relation(CHUNK, rows, self.table.stage_columns):
-                inserted = self.engine.insert_count(self._insert, self._audit)
+            inserted = self.engine.insert_new(self.table.name, KEY_COLUMN, rows, self.table.stage_columns,
+                                              self._audit)
         self.landed += inserted
         self.checksum += chunk.checksum
         if inserted == rows.num_rows:  # all first deliveries landed: each later one is judged against its own
