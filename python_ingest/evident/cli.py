@@ -310,18 +310,25 @@ def suite_init(name: str, force: bool) -> None:
 
 
 @cli.command()
-@click.option("--full-refresh", is_flag=True, help="Rebuild the marts from all raw rows.")
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild the marts from all raw rows, beside the incremental ones: drift between them is "
+                   "reported (evident.drift_reports) before the full refresh is gated and published.")
+@click.option("--fail-on-drift", is_flag=True,
+              help="With --full-refresh: exit 1 when the incremental marts differed from the full refresh "
+                   "(default: a warning, exit 0).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document summarising the run on stdout (progress and the text summary go to "
                    "stderr).")
 @_wait_option
-def run(full_refresh: bool, as_json: bool, wait: float | None) -> None:
+def run(full_refresh: bool, fail_on_drift: bool, as_json: bool, wait: float | None) -> None:
     """Land everything new, build, gate, publish (and reconcile when Postgres is configured)."""
     from evident.pipeline.run import run_pipeline
 
+    if fail_on_drift and not full_refresh:
+        raise click.UsageError("--fail-on-drift needs --full-refresh (drift is what a full refresh finds)")
     settings = load_settings()
     require_landing_dir(settings)
-    code = run_pipeline(settings, full_refresh=full_refresh, wait=wait,
+    code = run_pipeline(settings, full_refresh=full_refresh, wait=wait, fail_on_drift=fail_on_drift,
                         echo=functools.partial(_echo, err=True) if as_json else _echo,
                         on_summary=logs.document if as_json else None)
     if code:

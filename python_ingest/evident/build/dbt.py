@@ -138,8 +138,10 @@ def run_dbt_build(
     check_since_land_seq: int = 0,
     quiet: bool = True,
     project: Project | None = None,
+    command: str = "build",
 ) -> DbtOutcome:
-    """`dbt build` of the project on `target` (duckdb | postgres), in this process.
+    """`dbt build` of the project on `target` (duckdb | postgres), in this process (`command="run"`: the
+    models only, no tests — what the full refresh's drift audit uses to bring the incremental marts up to date).
 
     `target_dir` is dbt's --target-path (artifacts: manifest, run_results.json, compiled SQL, logs); default
     default_target_dir(target, duckdb_path). Concurrent processes need different ones (dbt's files there are
@@ -158,7 +160,7 @@ def run_dbt_build(
                   else default_target_dir(target, duckdb_path, project))
     args = build_args(
         target, full_refresh=full_refresh, vars=vars, select=select, exclude=exclude, target_dir=target_dir,
-        project=project,
+        project=project, command=command,
     )
     if quiet:
         args = ["--quiet", *args]

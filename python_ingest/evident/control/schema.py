@@ -88,6 +88,15 @@ DDL = [
     duckdb_rows bigint not null, postgres_rows bigint not null, status varchar not null,
     differing_keys varchar, threshold decimal(38,6) not null, max_measure_delta decimal(38,6) not null,
     within_threshold boolean not null, checked_at timestamp not null)""",
+    # `evident run --full-refresh`: the incremental marts against the full refresh (evident.build.drift). Per
+    # run, engine and model one row with partition '*' (status drift | no_drift | not_compared), and one per
+    # drifting partition; keys_* count the differing keys by kind, detail (JSON) lists them with the columns
+    # that differ and both values. Created where missing, so older warehouses get it on their next command.
+    """create table if not exists evident.drift_reports (
+    run_id varchar not null, engine varchar not null, model varchar not null, partition varchar not null,
+    status varchar not null, incremental_rows bigint not null, full_refresh_rows bigint not null,
+    keys_missing bigint not null, keys_extra bigint not null, keys_different bigint not null,
+    keys_duplicated bigint not null, detail varchar, checked_at timestamp not null)""",
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from evident import faults, logs
 from evident.config import Settings
-from evident.errors import EXIT_DATA, EXIT_INTERNAL, EXIT_OK, EvidentError
+from evident.errors import EXIT_DATA, EXIT_INTERNAL, EXIT_OK, DataRejected, EvidentError
 from evident.gate.step import gate
 from evident.land.step import land, summarize, unrouted_note
 from evident.pipeline.context import RunContext, open_run
@@ -15,12 +15,18 @@ from evident.pipeline.context import RunContext, open_run
 
 def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool | float | None = False,
                  echo: Callable[..., None] = logs.echo,
-                 on_summary: Callable[[dict[str, Any]], None] | None = None) -> int:
+                 on_summary: Callable[[dict[str, Any]], None] | None = None, fail_on_drift: bool = False) -> int:
     """Run every step; a failing step stops the run (published.* stays as it was). Returns the exit code.
+
+    A full refresh audits incremental drift (evident.build.drift): the incremental marts are kept beside the
+    full refresh and compared with it per published model before the gate; drift is printed and stored, and
+    the full-refresh result is gated and published all the same. With `fail_on_drift` the run then fails
+    (exit 1), after publishing.
 
     `echo` prints progress and the text summary (in json mode: JSON lines with the step, counts and durations,
     one per landed batch, and `run_finished` carrying the summary). `on_summary` gets the summary as a
     document (`run --json`): the same facts and numbers as the text summary, also when the run failed."""
+    from evident.build.drift import compare_drift, keep_incremental
     from evident.build.step import build
     from evident.publish.step import publish
 
@@ -31,7 +37,7 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
     summary: dict[str, Any] = {"run_id": None, "command": "run", "code_revision": None, "full_refresh": full_refresh,
                                "status": "failed", "exit_code": None, "duration_s": None, "steps_s": timings,
                                "land": {}, "rejected": [], "unrouted": [], "build": [], "gate": None, "publish": [],
-                               "reconcile": None, "error": None}
+                               "drift": None, "reconcile": None, "error": None}
     run_started = time.monotonic()
 
     def step(name: str, action: Callable[[], Any], record: Callable[[Any], object] = lambda _: None) -> Any:
@@ -72,11 +78,16 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
                 note = unrouted_note(summary["unrouted"])
                 if note:
                     lines.append(note)
+                kept = step("incremental", lambda: keep_incremental(ctx)) if full_refresh else None
                 step("build", lambda: build(ctx, full_refresh=full_refresh), lambda results: summary.update(build=[
                     {"engine": r.engine, "nodes_run": r.outcome.nodes_run, "batches_built": r.batches_built,
                      "dbt_s": round(r.outcome.elapsed, 3)} for r in results]))
                 lines += [f"build [{b['engine']}]: {b['nodes_run']} dbt nodes OK, {b['batches_built']} batch(es) "
                           f"built" for b in summary["build"]]
+                drift = (step("drift", lambda: compare_drift(ctx, kept), lambda r: summary.update(drift=r.summary()))
+                         if kept is not None else None)
+                if drift is not None:
+                    lines += drift.render().splitlines()
                 report = step("gate", lambda: gate(ctx), lambda r: summary.update(gate=_gate_facts(r)))
                 lines.append(f"gate: {report.summary()}")
                 step("publish", lambda: publish(ctx, _gate_ids(ctx, report)), lambda publications: summary.update(
@@ -89,6 +100,10 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
                 reconciled = _reconcile(ctx, step)
                 summary["reconcile"] = {**ctx.detail.get("reconcile", {}), "lines": reconciled}
                 lines += reconciled
+                if drift is not None and drift.drift and fail_on_drift:
+                    raise DataRejected("incremental drift (--fail-on-drift): the incremental marts differed from "
+                                       "the full refresh (above, and in evident.drift_reports); published.* now "
+                                       "holds the full refresh", reason="incremental_drift")
             except EvidentError as exc:
                 ctx.status = "failed"
                 lines.append(f"FAILED ({exc.reason}): {exc}")
@@ -154,7 +169,7 @@ def _gate_facts(report) -> dict[str, Any]:
 
 def _step_facts(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     """What a step_finished line carries besides its duration: the step's counts once they are known."""
-    facts = {"land": ("land",), "build": ("build",), "gate": ("gate",), "publish": ("publish",)}
+    facts = {"land": ("land",), "build": ("build",), "drift": ("drift",), "gate": ("gate",), "publish": ("publish",)}
     return {key: summary[key] for key in facts.get(name, ()) if summary.get(key)}
 
 
