@@ -177,8 +177,8 @@ class DriftReport:
         engines = sorted({a.engine for a in self.audits})
         notes = [f"  not compared [{a.engine}] {a.model}: {a.note}" for a in self.audits if not a.compared]
         if not self.drift:
-            head = (f"drift: none — the incremental marts equal the full refresh ({len(compared)} model(s) on "
-                    f"{', '.join(engines)})" if compared else "drift: nothing to compare")
+            head = (f"drift: none — the incremental marts equal the full refresh ({len({a.model for a in compared})} "
+                    f"model(s) on {', '.join(engines)})" if compared else "drift: nothing to compare")
             return "\n".join([head, *notes])
         lines = []
         for a in self.audits:
