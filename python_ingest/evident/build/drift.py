@@ -60,12 +60,13 @@ SIDE_SCHEMA = "analytics_incremental"  # the incremental marts as they were, bes
 MAX_KEYS = 50  # differing keys kept with their columns and values per (engine, model, partition)
 MAX_DETAILED_PARTITIONS = 20  # partitions whose keys are listed per (engine, model); the rest are counted
 NULL_TEXT = "\x01"  # evident.fingerprint's NULL mark
+NULL_PARTITION = "NULL"  # the partition of rows whose partition_by column is NULL
 KINDS = ("missing", "extra", "different", "duplicated")
 
 
 @dataclass
 class DriftKey:
-    key: str  # the key columns' canonical texts, joined by " | "
+    key: str  # the key columns' canonical texts, joined by " | " (NULL for a NULL)
     kind: str  # missing | extra | different | duplicated (the incremental mart relative to the full refresh)
     columns: list[str] = field(default_factory=list)  # for `different`: the columns that differ
     incremental: dict | None = None  # the differing columns' canonical text in the incremental mart (None = NULL)
@@ -344,13 +345,14 @@ def compare_model(engine: Engine, model: PublishedModel, incremental: str, full_
     full_fp = grouped_fingerprints(engine, full_refresh, columns, partition_sql(spec), spec.measures)
     audit = ModelAudit(engine.name, model.name, True, sum(f.rows for f in inc_fp.values()),
                        sum(f.rows for f in full_fp.values()))
-    differing = sorted((p for p in set(inc_fp) | set(full_fp) if inc_fp.get(p) != full_fp.get(p)), key=str)
+    differing = sorted((p for p in set(inc_fp) | set(full_fp) if inc_fp.get(p) != full_fp.get(p)),
+                       key=_partition_text)
     if not differing:
         return audit
     counts, keys = _differing_keys(engine, spec, incremental, differing, max_keys)
     for part in differing:
         i, f = inc_fp.get(part), full_fp.get(part)
-        text = str(part)
+        text = _partition_text(part)
         audit.partitions.append(PartitionDrift(
             engine.name, model.name, text, i.rows if i else 0, f.rows if f else 0,
             {k: counts.get((text, k), 0) for k in KINDS}, keys.get(text, []),
@@ -365,11 +367,15 @@ def _differing_keys(engine: Engine, spec: TableSpec, incremental: str, partition
     first `max_keys` of each of the first MAX_DETAILED_PARTITIONS partitions with their columns."""
     names = [c.name for c in spec.columns]
     texts = ", ".join(f"{column_text_sql(c)} as {quote('c_' + c.name)}" for c in spec.columns)
-    inside = f"{partition_sql(spec)} in ({', '.join(['%s'] * len(partitions))})"
-    params = [p if isinstance(p, date) else date.fromisoformat(str(p)) for p in partitions]
+    params = [p if isinstance(p, date) else date.fromisoformat(str(p)) for p in partitions if p is not None]
+    clauses = [f"{partition_sql(spec)} in ({', '.join(['%s'] * len(params))})"] if params else []
+    if None in partitions:  # rows without a partition value form a partition of their own
+        clauses.append(f"{partition_sql(spec)} is null")
+    inside = "(" + " or ".join(clauses) + ")"
 
     def side(table: str) -> str:
-        return (f"select cast({partition_sql(spec)} as varchar) as p, {key_text_sql(spec)} as k, {texts} "
+        return (f"select coalesce(cast({partition_sql(spec)} as varchar), '{NULL_PARTITION}') as p, "
+                f"{key_text_sql(spec)} as k, {texts} "
                 f"from {table} where {inside}")
 
     with_sides = (f"with f as ({side(spec.name)}), i as ({side(incremental)}), "
@@ -385,7 +391,7 @@ def _differing_keys(engine: Engine, spec: TableSpec, incremental: str, partition
     both = params * 2
     counts = {(str(p), str(kind)): int(n) for p, kind, n in engine.fetchall(
         with_sides + "select p, kind, count(*) from kinds group by p, kind", both)}
-    detailed = [str(p) for p in partitions][:MAX_DETAILED_PARTITIONS]
+    detailed = [_partition_text(p) for p in partitions][:MAX_DETAILED_PARTITIONS]
     listed = engine.fetchall(
         with_sides + "select kinds.p, kinds.k, kinds.kind from kinds where kinds.n <= %s and kinds.p in ("
         + ", ".join(["%s"] * len(detailed)) + ") order by kinds.p, kinds.k", [*both, max_keys, *detailed])
@@ -393,7 +399,7 @@ def _differing_keys(engine: Engine, spec: TableSpec, incremental: str, partition
     different = [(p, k) for p, k, kind in listed if kind == "different"]
     rows = _rows_of(engine, spec, incremental, different, side, params) if different else {}
     for p, k, kind in listed:
-        entry = DriftKey(k.replace("\x1f", " | "), kind)
+        entry = DriftKey(k.replace("\x1f", " | ").replace(NULL_TEXT, "NULL"), kind)
         if kind == "different":
             inc_row, full_row = rows.get(("i", p, k)), rows.get(("f", p, k))
             if inc_row is not None and full_row is not None:
@@ -402,6 +408,11 @@ def _differing_keys(engine: Engine, spec: TableSpec, incremental: str, partition
                 entry.full_refresh = {c: full_row[names.index(c)] for c in entry.columns}
         keys.setdefault(p, []).append(entry)
     return counts, keys
+
+
+def _partition_text(value: Any) -> str:
+    """A partition as the report writes it: its date (YYYY-MM-DD, as both engines cast it), or NULL."""
+    return NULL_PARTITION if value is None else str(value)
 
 
 def _rows_of(engine: Engine, spec: TableSpec, incremental: str, keys: list[tuple[str, str]], side, params: list
