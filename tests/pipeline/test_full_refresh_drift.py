@@ -19,7 +19,7 @@ from psycopg import sql
 from evident.config import Settings
 from evident.sample import generate_sample
 from evident.samples.orders import generate_orders_sample
-from tests.helpers import published_marts, query, run_cli, settings_for
+from tests.helpers import make_project, project_settings, published_marts, query, run_cli, settings_for
 from tests.pgcluster import dsn_with_dbname
 
 MARTS = ("fct_daily_metrics", "fct_orders_daily", "fct_sessions")
@@ -223,3 +223,38 @@ def test_fail_on_drift_needs_full_refresh(tmp_path):
     result = run_cli(settings_for(tmp_path), "run", "--fail-on-drift")
     assert result.returncode == 2
     assert "--fail-on-drift needs --full-refresh" in result.stderr
+
+
+def test_an_incremental_run_that_fails_before_the_full_refresh_is_noted_and_the_full_refresh_goes_on(tmp_path,
+                                                                                                     sample):
+    """The full refresh is what repairs a model that cannot run incrementally any more: its failing catch-up
+    leaves the models not compared (a note, not drift; exit 0 even with --fail-on-drift) and the full refresh is
+    built, gated and published."""
+    project = make_project(tmp_path / "project")
+    settings = project_settings(project)
+    deliver(sample, settings, True)
+    first = run_cli(settings, "run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    # fct_orders_daily now fails whenever it runs incrementally (a column its incremental branch reads is gone).
+    model = project / "dbt_project" / "models" / "marts" / "fct_orders_daily.sql"
+    text = model.read_text()
+    broken = "select no_such_column as since_land_seq"
+    model.write_text(text.replace("select {{ evident.land_seq_watermark('last_land_seq') }} as since_land_seq",
+                                  broken))
+    assert broken in model.read_text()
+    deliver(sample, settings, False)
+    refresh = run_cli(settings, "run", "--full-refresh", "--fail-on-drift")
+    assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+    assert "drift: nothing to compare" in refresh.stdout
+    assert "not compared [duckdb] fct_orders_daily: the incremental run that would bring it up to date failed" \
+        in refresh.stdout
+    assert "no_such_column" in refresh.stderr  # the warning says why
+    rows = drift_rows(settings, "duckdb", last_run_id(settings, "duckdb"))
+    assert [(r[1], r[3]) for r in rows] == [(m, "not_compared") for m in MARTS]
+    assert side_tables(settings, "duckdb") == []
+    # What was published is the full refresh over every delivery.
+    clean = settings_for(tmp_path / "clean")
+    deliver(sample, clean, True)
+    deliver(sample, clean, False)
+    assert run_cli(clean, "run", "--full-refresh").returncode == 0
+    assert published(settings, "duckdb") == published(clean, "duckdb")

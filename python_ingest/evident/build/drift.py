@@ -237,7 +237,7 @@ def keep_incremental(ctx) -> Kept:
         if present and landed:
             outcome = _catch_up(ctx, engine)
             if not outcome.success:
-                why = "; ".join(f.message.splitlines()[0] for f in outcome.failures[:3] if f.message) or "failed"
+                why = "; ".join(" ".join(f.message.split())[:300] for f in outcome.failures[:3]) or "failed"
                 log.warning("%s: the incremental run before the full refresh failed, so drift is not audited: %s",
                             engine.name, why)
                 for m in present:
