@@ -6,13 +6,12 @@ import io
 import re
 
 import psycopg
-import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import ConfigError
 from ..secrets import register_dsn
-from .base import Engine, ErrorKind, arrow_type
+from .base import Engine, ErrorKind
 
 # SQLSTATEs worth another try: serialization failure, deadlock, admin/crash shutdown, cannot connect now,
 # statement timeout / cancel, lock not available, too many connections, connection exceptions.
@@ -147,19 +146,6 @@ class PostgresEngine(Engine):
         with self.con.cursor() as cur, \
                 cur.copy(f"copy {table} ({', '.join(rows.schema.names)}) from stdin (format csv)") as copy:
             copy.write(text.getbuffer())
-
-    def insert_new(self, table, key, rows, columns, constants):
-        # COPY straight into the table (the bare path) while no key of the rows is there yet, which is the
-        # common case; a unique violation rolls back to the savepoint and the rows go the general way.
-        full = rows
-        for name, sql_type, value in constants:
-            full = full.append_column(name, pa.array([value] * rows.num_rows, type=arrow_type(sql_type)))
-        try:
-            with self.con.transaction():  # a savepoint inside the batch's transaction
-                self.append_arrow(table, full)
-            return rows.num_rows
-        except psycopg.errors.UniqueViolation:
-            return super().insert_new(table, key, rows, columns, constants)
 
     @contextlib.contextmanager
     def arrow_relation(self, name, rows, columns):
