@@ -208,8 +208,8 @@ def test_a_full_refresh_after_untampered_incremental_runs_reports_no_drift(tmp_p
     summary = json.loads(refresh.stdout)
     assert summary["drift"]["status"] == "no_drift" and summary["exit_code"] == 0
     assert summary["drift"]["caught_up"] == {"postgres": 4, "duckdb": 4}
-    assert "drift: none — the incremental marts equal the full refresh (3 model(s) on duckdb, postgres)" \
-        in refresh.stderr
+    assert "drift: none — the incremental marts equal the full refresh (3 model(s) on duckdb, postgres; new " \
+        "batches built incrementally first: duckdb 4, postgres 4)" in refresh.stderr
     assert "DRIFT" not in refresh.stderr and "WARNING" not in refresh.stderr
     run_id = summary["run_id"]
     for engine in settings.engines:

@@ -177,11 +177,14 @@ class DriftReport:
         compared = [a for a in self.audits if a.compared]
         engines = sorted({a.engine for a in self.audits})
         notes = [f"  not compared [{a.engine}] {a.model}: {a.note}" for a in self.audits if not a.compared]
+        caught_up = ("new batches built incrementally first: "
+                     + ", ".join(f"{e} {n}" for e, n in sorted(self.caught_up.items()))) if self.caught_up else ""
         if not self.drift:
             head = (f"drift: none — the incremental marts equal the full refresh ({len({a.model for a in compared})} "
-                    f"model(s) on {', '.join(engines)})" if compared else "drift: nothing to compare")
+                    f"model(s) on {', '.join(engines)}" + (f"; {caught_up}" if caught_up else "") + ")"
+                    if compared else "drift: nothing to compare")
             return "\n".join([head, *notes])
-        lines = []
+        lines = [f"drift: {caught_up}"] if caught_up else []
         for a in self.audits:
             if a.drift:
                 counts = ", ".join(f"{n} {k}" for k, n in a.counts().items() if n)
