@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import accumulate, cycle
 from pathlib import Path
 
+from evident.samples.common import check_sizes, write_defect_list
 from evident.samples.timestamps import CANONICAL, DAY_US, MICROS, TsStyle
 
 __all__ = ["PlantedDefect", "SampleResult", "generate_sample", "REASON_CODES", "EVENT_TYPES"]
@@ -100,12 +101,7 @@ def generate_sample(
     replaced = _plant_defects(rng, files, evts, defect_rate) if defect_rate > 0 else [False] * len(evts)
     paths, defects = _write_files(rng, out_dir, files, evts, plant_quirks=defect_rate > 0)
 
-    manifest = out_dir / "_planted_defects.json"
-    if defect_rate > 0:
-        text = json.dumps([asdict(d) for d in defects], indent=2, ensure_ascii=False) + "\n"
-        manifest.write_bytes(text.encode("utf-8"))
-    elif manifest.exists():  # a stale list from an earlier run would describe defects that are not there
-        manifest.unlink()
+    write_defect_list(out_dir / "_planted_defects.json", defects, planted=defect_rate > 0)
 
     return SampleResult(
         files=paths,
@@ -117,14 +113,7 @@ def generate_sample(
 
 
 def _check_arguments(events: int, days: int, defect_rate: float, start_date: date, lines_per_part: int) -> None:
-    if events < 1:
-        raise ValueError(f"events must be at least 1 (got {events})")
-    if days < 1:
-        raise ValueError(f"days must be at least 1 (got {days})")
-    if not 0.0 <= defect_rate <= 1.0:
-        raise ValueError(f"defect_rate must be between 0 and 1 (got {defect_rate})")
-    if lines_per_part < 1:
-        raise ValueError(f"lines_per_part must be at least 1 (got {lines_per_part})")
+    check_sizes("events", events, days, defect_rate, "lines_per_part", lines_per_part)
     # The contract only accepts event times in [2000-01-01, 2100-01-01).
     if start_date < date(2000, 1, 1) or start_date + timedelta(days=days) > date(2100, 1, 1):
         raise ValueError(f"{days} days from {start_date} fall outside [2000-01-01, 2100-01-01)")

@@ -28,6 +28,11 @@ def arrow_type(sql_type: str) -> pa.DataType:
     return _ARROW_TYPES[sql_type.split("(")[0]]
 
 
+def arrow_schema(columns: Sequence[tuple[str, str]]) -> pa.Schema:
+    """The Arrow schema of (name, type) columns of Evident's DDL vocabulary."""
+    return pa.schema([(name, arrow_type(sql_type)) for name, sql_type in columns])
+
+
 class Engine:
     """A connection to one warehouse engine. `name` ('duckdb' or 'postgres') names it in tables and messages."""
 

@@ -90,12 +90,9 @@ class DuckDBEngine(Engine):
             schema, _, name = table.rpartition(".")
             known = self.table_columns(schema or self.fetchvalue("select current_schema()"), name)
             types = [known[c] for c in columns]
-        self.con.register("evident_bulk", self._arrow(columns, rows, types))
-        try:
+        with self.arrow_relation("evident_bulk", self._arrow(columns, rows, types), ()) as relation:
             cols = ", ".join(columns)
-            self.con.execute(self.sql(f"insert into {table} ({cols}) select {cols} from evident_bulk"))
-        finally:
-            self.con.unregister("evident_bulk")
+            self.con.execute(self.sql(f"insert into {table} ({cols}) select {cols} from {relation}"))
 
     def create_stage(self, name, columns):
         cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)

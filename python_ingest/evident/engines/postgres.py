@@ -136,7 +136,7 @@ class PostgresEngine(Engine):
 
     def create_stage(self, name, columns):
         cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
-        self.execute(f"create temp table {name} ({cols}) on commit drop")
+        self.execute(f"create temp table if not exists {name} ({cols}) on commit drop")
 
     def append_arrow(self, table, rows):
         # CSV written by Arrow (C++, no Python per row): every value quoted, so an empty string stays one and
@@ -150,8 +150,7 @@ class PostgresEngine(Engine):
     @contextlib.contextmanager
     def arrow_relation(self, name, rows, columns):
         # A temporary table of the transaction, emptied after each use (COPY is Postgres' bulk path in).
-        cols = ", ".join(f"{column} {sql_type}" for column, sql_type in columns)
-        self.execute(f"create temp table if not exists {name} ({cols}) on commit drop")
+        self.create_stage(name, columns)
         self.append_arrow(name, rows)
         try:
             yield name

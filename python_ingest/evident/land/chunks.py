@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from evident.engines import arrow_type
+from evident.engines import arrow_schema
 from evident.errors import Rejection
 from evident.land.contracts import Contract
 from evident.land.quarantine import Quarantined, raw_text
@@ -71,7 +71,7 @@ class ValidatedChunk:
     later: list[Later]
     rejected: list[Quarantined]
     rows_in: int
-    checksum: int  # sum of the rows' payload hashes (see keys.combine_checksums)
+    checksum: int  # sum of the rows' payload hashes (see keys.checksum_text)
     first_unexpected: str | None = field(default=None, repr=False)  # the traceback of the first, to log
 
 
@@ -173,7 +173,7 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def stage_schema(contract: Contract) -> pa.Schema:
-    return pa.schema([(name, arrow_type(sql_type)) for name, sql_type in RawTable(contract).stage_columns])
+    return arrow_schema(RawTable(contract).stage_columns)
 
 
 def to_arrow(schema: pa.Schema, rows: list[tuple], lines: list[int]) -> pa.Table:

@@ -24,9 +24,7 @@ def payload_sha256(parts: list[str | None]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def combine_checksums(hex_digests) -> str:
-    """Order-independent checksum of a set of rows: sum of their SHA-256 values mod 2^256."""
-    total = 0
-    for digest in hex_digests:
-        total += int(digest, 16)
+def checksum_text(total: int) -> str:
+    """Order-independent checksum of a set of rows, from the sum of their payload SHA-256 values (each read as
+    an integer; sums of parts of the set add up): that sum mod 2^256, in hex."""
     return format(total % (1 << 256), "064x")

@@ -36,6 +36,7 @@ from evident.engines import Engine
 from evident.errors import BatchRejected, ContractChanged
 from evident.land.chunks import Chunk, ValidatedChunk, cut, file_sha256, raw_texts_at, validate_chunk
 from evident.land.contracts import Contract, current_contract_id
+from evident.land.keys import checksum_text
 from evident.land.quarantine import Quarantined
 from evident.land.raw_tables import QUARANTINE_COLUMNS, RawTable
 from evident.land.stage import BatchStage, Conflict
@@ -259,7 +260,7 @@ class _EngineWriter(threading.Thread):
         transition(
             engine, ref.batch_id, "landed", run_id,
             land_seq=land_seq, rows_in=tally.rows_in, rows_landed=stage.landed, rows_quarantined=quarantined,
-            rows_duplicate=stage.duplicates, landed_checksum=format(stage.checksum % (1 << 256), "064x"),
+            rows_duplicate=stage.duplicates, landed_checksum=checksum_text(stage.checksum),
             min_event_ts=first, max_event_ts=last, event_dates=",".join(day.isoformat() for day in days),
         )
         engine.execute(

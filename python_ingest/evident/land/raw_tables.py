@@ -87,15 +87,6 @@ class RawTable:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    @property
-    def column_types(self) -> tuple[str, ...]:
-        return tuple(c.sql_type for c in self.columns)
-
-    @property
-    def partition_position(self) -> int:
-        """Where the partition field sits in a Row (after the key)."""
-        return 1 + list(self.contract.fields).index(self.contract.partition_by)
-
     def ddl(self) -> list[str]:
         cols = ",\n        ".join(f"{c.name} {c.sql_type}{'' if c.nullable else ' not null'}"
                                   + (" primary key" if c.name == KEY_COLUMN else "") for c in self.columns)

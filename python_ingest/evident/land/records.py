@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,11 +38,16 @@ def is_blank(line: bytes) -> bool:
 def jsonl_lines(data: bytes, first_line: int = 1, file_start: bool = True) -> Iterator[tuple[int, bytes]]:
     """(physical line number, line) of every non-blank line of `data`: a whole file, or whole lines of one
     starting at physical line `first_line` (a BOM is only skipped at the start of the file)."""
-    if file_start and data.startswith(BOM):
-        data = data[len(BOM):]
-    for number, line in enumerate(data.split(b"\n"), start=first_line):
-        if line.endswith(b"\r"):
-            line = line[:-1]
+    return _numbered(data.split(b"\n"), first_line, file_start)
+
+
+def _numbered(lines: Iterable[bytes], first_line: int, file_start: bool) -> Iterator[tuple[int, bytes]]:
+    """Physical lines (with or without their line end) → (number, line without CRLF/LF) of the non-blank ones."""
+    for number, line in enumerate(lines, start=first_line):
+        if file_start and number == first_line and line.startswith(BOM):
+            line = line[len(BOM):]
+        line = line[:-1] if line.endswith(b"\n") else line
+        line = line[:-1] if line.endswith(b"\r") else line
         if line.strip():
             yield number, line
 
@@ -136,14 +141,7 @@ def stream_records(path: Path) -> Iterator[Record]:
         if is_csv(path):
             yield from csv_rows(iter(lines))
             return
-        number = 0
-        for number, line in enumerate(lines, start=1):
-            if number == 1 and line.startswith(BOM):
-                line = line[len(BOM):]
-            line = line[:-1] if line.endswith(b"\n") else line
-            line = line[:-1] if line.endswith(b"\r") else line
-            if line.strip():
-                yield number, line
+        yield from _numbered(lines, 1, True)
 
 
 def is_csv(path: Path | str) -> bool:

@@ -18,15 +18,14 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from evident.engines import Engine
+from evident.engines import Engine, arrow_schema
 from evident.land.chunks import ValidatedChunk
-from evident.land.raw_tables import KEY_COLUMN, PAYLOAD_COLUMN, RawTable
+from evident.land.raw_tables import AUDIT_COLUMNS, KEY_COLUMN, PAYLOAD_COLUMN, RawTable
 
 KEYS = "evident_stage_keys"  # keys of the chunks that met rows already in raw, judged at the end
 _KEY_COLUMNS = ((KEY_COLUMN, "varchar"), (PAYLOAD_COLUMN, "varchar"), ("source_line", "integer"),
                 ("first_in_chunk", "boolean"))
-_KEY_SCHEMA = pa.schema([(KEY_COLUMN, pa.string()), (PAYLOAD_COLUMN, pa.string()), ("source_line", pa.int32()),
-                         ("first_in_chunk", pa.bool_())])
+_KEY_SCHEMA = arrow_schema(_KEY_COLUMNS)
 
 
 @dataclass
@@ -43,11 +42,12 @@ class BatchStage:
         self.engine, self.table, self.batch_id, self.land_seq = engine, table, batch_id, land_seq
         self.landed = self.duplicates = 0
         self.conflicts: list[Conflict] = []
-        self.checksum = 0  # of the landed rows' payload hashes (keys.combine_checksums, before the modulo)
+        self.checksum = 0  # sum of the landed rows' payload hashes (keys.checksum_text)
         self._kept = False
-        self._audit = [("batch_id", "varchar", batch_id), ("land_seq", "bigint", land_seq),
-                       ("source_file", "varchar", source_file), ("contract_id", "varchar", contract_id),
-                       ("landed_at", "timestamp", at)]
+        # how the rows were landed: the same for every row of the batch but its line, which each row carries
+        values = {"batch_id": batch_id, "land_seq": land_seq, "source_file": source_file,
+                  "contract_id": contract_id, "landed_at": at}
+        self._audit = [(name, sql_type, values[name]) for name, sql_type in AUDIT_COLUMNS if name in values]
 
     def land(self, chunk: ValidatedChunk) -> None:
         """The chunk's first deliveries into raw (those whose key is new), its later ones judged or kept."""

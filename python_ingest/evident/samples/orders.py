@@ -52,13 +52,14 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import cycle
 from pathlib import Path
 from typing import Any
 
+from evident.samples.common import check_sizes, write_defect_list
 from evident.samples.timestamps import CANONICAL, DAY_US, MICROS, TsStyle
 
 __all__ = [
@@ -152,12 +153,7 @@ def generate_orders_sample(
         _plant_defects(rng, files, rows, defect_rate)
     paths, defects, rows_written = _write_files(rng, out_dir, files, rows, quirks=defect_rate > 0)
 
-    manifest = out_dir / MANIFEST_NAME
-    if defect_rate > 0:
-        text = json.dumps([asdict(d) for d in defects], indent=2, ensure_ascii=False) + "\n"
-        manifest.write_bytes(text.encode("utf-8"))
-    elif manifest.exists():  # a stale list from an earlier run would describe defects that are not there
-        manifest.unlink()
+    manifest = write_defect_list(out_dir / MANIFEST_NAME, defects, planted=defect_rate > 0)
 
     late, out_of_order, valid, order_ids = _delivery_stats(files, rows)
     return OrdersSampleResult(
@@ -169,7 +165,7 @@ def generate_orders_sample(
         late_versions=late,
         out_of_order_versions=out_of_order,
         defects=defects,
-        manifest=manifest if defect_rate > 0 else None,
+        manifest=manifest,
     )
 
 
@@ -257,14 +253,7 @@ def valid_rows(out_dir: Path) -> list[dict[str, str]]:
 
 
 def _check_arguments(orders: int, days: int, defect_rate: float, start_date: date, rows_per_part: int) -> None:
-    if orders < 1:
-        raise ValueError(f"orders must be at least 1 (got {orders})")
-    if days < 1:
-        raise ValueError(f"days must be at least 1 (got {days})")
-    if not 0.0 <= defect_rate <= 1.0:
-        raise ValueError(f"defect_rate must be between 0 and 1 (got {defect_rate})")
-    if rows_per_part < 1:
-        raise ValueError(f"rows_per_part must be at least 1 (got {rows_per_part})")
+    check_sizes("orders", orders, days, defect_rate, "rows_per_part", rows_per_part)
     if start_date < date(1971, 1, 1) or start_date + timedelta(days=days) > date(9999, 1, 1):
         raise ValueError(f"{days} days from {start_date} are out of range")
 
