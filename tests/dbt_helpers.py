@@ -128,6 +128,18 @@ class RawWarehouse:
         rows = self.query(f"select {', '.join(columns)} from analytics.fct_daily_metrics")
         return sorted(normalise_metric(r) for r in rows)
 
+    def sessionised_events(self) -> list[tuple]:
+        """int_sessionised_events as tests/reference_marts.reference_sessionised_events shapes it."""
+        rows = self.query(
+            "select idempotency_key, user_id, event_ts, is_session_start, session_start, previous_land_seq, land_seq "
+            "from analytics.int_sessionised_events"
+        )
+        return sorted(
+            (str(k), int(u), _as_datetime(ts), bool(start), _as_datetime(session_start),
+             None if previous is None else int(previous), int(land_seq))
+            for k, u, ts, start, session_start, previous, land_seq in rows
+        )
+
     def marts(self, *, with_watermark: bool = False) -> tuple[list[tuple], list[tuple]]:
         return self.sessions(with_watermark=with_watermark), self.daily_metrics(with_watermark=with_watermark)
 

@@ -116,6 +116,38 @@ def reference_daily_metrics(events: list, sessions: list[tuple]) -> list[tuple]:
     return sorted(rows)
 
 
+def reference_sessionised_events(batches: Iterable[Iterable]) -> list[tuple]:
+    """int_sessionised_events from the definitions: per event (first delivery of its key; land_seq = the
+    1-based number of the batch that delivered it first) the tuple
+    (idempotency_key, user_id, event_ts, is_session_start, session_start, previous_land_seq, land_seq),
+    sorted. previous_land_seq is the land_seq of the previous event of the same session (None at a start).
+    A user's events are ordered by event_ts, then idempotency key."""
+    land_seq: dict[str, int] = {}
+    events: list = []
+    for number, batch in enumerate(batches, start=1):
+        for event in batch:
+            if _key(event) not in land_seq:
+                land_seq[_key(event)] = number
+                events.append(event)
+    by_user: dict[int, list] = defaultdict(list)
+    for event in events:
+        by_user[event.user_id].append(event)
+    rows = []
+    for user_id, user_events in by_user.items():
+        user_events.sort(key=lambda e: (e.event_ts, _key(e)))
+        previous = None
+        start = None
+        for event in user_events:
+            is_start = previous is None or event.event_ts - previous.event_ts > SESSION_GAP
+            if is_start:
+                start = event.event_ts
+            previous_land_seq = None if is_start else land_seq[_key(previous)]
+            rows.append((_key(event), user_id, event.event_ts, is_start, start, previous_land_seq,
+                         land_seq[_key(event)]))
+            previous = event
+    return sorted(rows)
+
+
 def reference_marts(deliveries: Iterable) -> tuple[list[tuple], list[tuple]]:
     events = distinct_events(deliveries)
     sessions = reference_sessions(events)

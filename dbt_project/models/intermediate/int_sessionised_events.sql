@@ -1,22 +1,38 @@
 {#-
   Grain: one row per event (idempotency key), with the session it belongs to.
 
-  Sessionisation (DESIGN.md): a user's events ordered by event_ts; a new session starts at the user's first
-  event or when the gap since the user's previous event is more than evident_session_gap_seconds (1800 s;
-  exactly 1800 s is still the same session). session_start is the first event_ts of the session.
+  Sessionisation (DESIGN.md): a user's events ordered by event_ts (then idempotency_key); a new session starts
+  at the user's first event or when the gap since the user's previous event is more than
+  evident_session_gap_seconds (1800 s; exactly 1800 s is still the same session). session_start is the first
+  event_ts of the session. previous_land_seq is the land_seq of the previous event of the same session (null at
+  a session start): fct_daily_metrics finds the old session starts a new event may have taken over with it.
 
-  Incremental: a late event can extend, merge (or, were rows ever removed, split) sessions of its user, so an
-  incremental run recomputes the whole history of every user with a row landed after the high-water mark
-  (max land_seq already here) and replaces all of that user's rows (delete+insert on user_id). Work is
-  proportional to the touched users' history; other users are not read.
+  Incremental: landing only adds events, and adding an event only ever shortens gaps, so sessions only extend
+  and merge. An old session changes exactly when a new event (landed after the high-water mark, max land_seq
+  here) lies within the gap of it — then one of its events lies within the gap of the new event (its first or
+  last event, or the two around the new event, whose own gap is at most 1800 s). So an incremental run reads
+  only:
+    - the new events;
+    - the old events within the gap of a new event (an index range per new event on Postgres), to find the
+      sessions they belong to (the affected sessions);
+    - every event of the affected sessions;
+  and sessionises that set alone. That is exact: an event of the set whose true previous event lies outside
+  the set is more than the gap away from it (else that event's session would be affected), so it starts a
+  session either way and has no previous_land_seq; every other event's previous event is in the set, and so
+  is its whole session. Each event of the set is replaced by its new row (delete+insert by event; see
+  macros/incremental_replace.sql); nothing else is read or written. A replay (var evident_since_land_seq below
+  the mark) takes rows landed after it from staging again, never from here.
 -#}
 {{
     config(
-        unique_key='user_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_where',
+        replaces="existing.user_id = replacement.user_id
+            and existing.event_ts = replacement.event_ts
+            and existing.idempotency_key = replacement.idempotency_key",
         on_schema_change='fail',
         indexes=evident.index_config([
             {'columns': ['user_id', 'event_ts']},
+            {'columns': ['user_id', 'session_start']},
             {'columns': ['land_seq']},
             {'columns': ['previous_land_seq']},
             {'columns': ['event_date']},
@@ -24,24 +40,84 @@
     )
 }}
 
-{%- set gap_microseconds = (var('evident_session_gap_seconds') | int) * 1000000 %}
+{%- set gap_seconds = var('evident_session_gap_seconds') | int %}
+{%- set gap_microseconds = gap_seconds * 1000000 %}
 
 with
 
+{% if is_incremental() %}
+watermark as (
+
+    select {{ evident.land_seq_watermark('land_seq') }} as since_land_seq
+
+),
+
+new_events as (
+
+    select * from {{ ref('stg_app_events') }}
+    where land_seq > (select watermark.since_land_seq from watermark)
+
+),
+
+-- the sessions (as they are) with an event within the gap of a new event: the only ones that can change.
+-- `this` is read in place twice rather than through a shared CTE, which Postgres would materialise whole.
+affected_sessions as (
+
+    select distinct
+        old_events.user_id,
+        old_events.session_start
+
+    from {{ this }} as old_events
+    inner join new_events
+        on
+            old_events.user_id = new_events.user_id
+            and old_events.event_ts >= new_events.event_ts - interval '{{ gap_seconds }} seconds'
+            and old_events.event_ts <= new_events.event_ts + interval '{{ gap_seconds }} seconds'
+    where old_events.land_seq <= (select watermark.since_land_seq from watermark)
+
+),
+
+events as (
+
+    select
+        new_events.idempotency_key,
+        new_events.user_id,
+        new_events.event_ts,
+        new_events.event_date,
+        new_events.event_type,
+        new_events.event_value,
+        new_events.batch_id,
+        new_events.land_seq
+
+    from new_events
+
+    union all
+
+    select
+        old_events.idempotency_key,
+        old_events.user_id,
+        old_events.event_ts,
+        old_events.event_date,
+        old_events.event_type,
+        old_events.event_value,
+        old_events.batch_id,
+        old_events.land_seq
+
+    from {{ this }} as old_events
+    inner join affected_sessions
+        on
+            old_events.user_id = affected_sessions.user_id
+            and old_events.session_start = affected_sessions.session_start
+    where old_events.land_seq <= (select watermark.since_land_seq from watermark)
+
+),
+{% else %}
 events as (
 
     select * from {{ ref('stg_app_events') }}
 
-    {% if is_incremental() %}
-    where
-        user_id in (
-            select new_events.user_id
-            from {{ ref('stg_app_events') }} as new_events
-            where new_events.land_seq > {{ evident.land_seq_watermark('land_seq') }}
-        )
-    {% endif %}
-
 ),
+{% endif %}
 
 -- Defensive: each delivery of an event is one raw row already (idempotency_key is raw's primary key);
 -- if it ever were not, the first landed delivery counts and the others do not.
@@ -76,7 +152,7 @@ with_previous_event as (
         lag(land_seq) over (
             partition by user_id
             order by event_ts, idempotency_key
-        ) as previous_land_seq
+        ) as previous_event_land_seq
 
     from deduplicated
 
@@ -104,7 +180,8 @@ sessions_assigned as (
             partition by user_id
             order by event_ts, idempotency_key
             rows between unbounded preceding and current row
-        ) as session_start
+        ) as session_start,
+        case when not is_session_start then previous_event_land_seq end as previous_land_seq
 
     from session_starts_flagged
 

@@ -1,18 +1,24 @@
 {#-
   Grain: one row per session (session_id = md5 of user_id | session_start; see macros/cross_engine.sql).
 
-  Incremental: every user with an event landed after the high-water mark (max last_land_seq here) gets all
-  of their sessions recomputed from int_sessionised_events, and delete+insert on user_id removes every old
-  session row of those users first, so sessions that merged, moved or split disappear. A plain merge on
-  session_id could not remove them (a superseded session's id is simply absent from the new rows).
+  Incremental: the sessions to recompute are those that now contain an event landed after the high-water mark
+  (max last_land_seq here): each is aggregated again from all of its events in int_sessionised_events (an
+  index lookup on (user_id, session_start) on Postgres). Landing only extends and merges sessions, so every
+  session that changed contains a new event, and every old session it swallowed started within its new
+  bounds: the strategy replace_where (macros/incremental_replace.sql) deletes each old session of the user
+  whose session_start lies in [session_start, session_end] of a new row — the session itself, the ones merged
+  into it — and inserts the new rows. A plain merge on session_id could not remove a merged-away session (its
+  id is simply absent from the new rows); other users and the user's other sessions are not touched.
 -#}
 {{
     config(
-        unique_key='user_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_where',
+        replaces="existing.user_id = replacement.user_id
+            and existing.session_start >= replacement.session_start
+            and existing.session_start <= replacement.session_end",
         on_schema_change='fail',
         indexes=evident.index_config([
-            {'columns': ['user_id']},
+            {'columns': ['user_id', 'session_start']},
             {'columns': ['session_start']},
         ]),
     )
@@ -20,20 +26,36 @@
 
 with
 
+{% if is_incremental() %}
+touched_sessions as (
+
+    select distinct
+        user_id,
+        session_start
+
+    from {{ ref('int_sessionised_events') }}
+    where land_seq > {{ evident.land_seq_watermark('last_land_seq') }}
+
+),
+
+sessionised_events as (
+
+    select int_sessionised_events.*
+
+    from {{ ref('int_sessionised_events') }} as int_sessionised_events
+    inner join touched_sessions
+        on
+            int_sessionised_events.user_id = touched_sessions.user_id
+            and int_sessionised_events.session_start = touched_sessions.session_start
+
+),
+{% else %}
 sessionised_events as (
 
     select * from {{ ref('int_sessionised_events') }}
 
-    {% if is_incremental() %}
-    where
-        user_id in (
-            select new_events.user_id
-            from {{ ref('int_sessionised_events') }} as new_events
-            where new_events.land_seq > {{ evident.land_seq_watermark('last_land_seq') }}
-        )
-    {% endif %}
-
 ),
+{% endif %}
 
 sessions as (
 
