@@ -280,14 +280,17 @@ def publish(wait: float | None) -> None:
               help="raw.<source> or a published model, e.g. raw.orders, fct_sessions (repeatable; default all).")
 @click.option("--date-from", help="First partition date to compare (YYYY-MM-DD).")
 @click.option("--date-to", help="Last partition date to compare (YYYY-MM-DD).")
+@click.option("--full", is_flag=True,
+              help="Hash every partition's rows, not only those written to since reconciliation last hashed them.")
 @_wait_option
-def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, wait: float | None) -> None:
+def reconcile(tables: tuple[str, ...], date_from: str | None, date_to: str | None, full: bool,
+              wait: float | None) -> None:
     """Compare every raw source and published model between DuckDB and Postgres; report differing keys."""
     from evident.pipeline.context import open_run
     from evident.reconcile.step import run_reconcile
 
     with open_run(load_settings(), "reconcile", wait) as ctx:
-        _echo(run_reconcile(ctx, tables=tables or None, date_from=date_from, date_to=date_to).render())
+        _echo(run_reconcile(ctx, tables=tables or None, date_from=date_from, date_to=date_to, full=full).render())
 
 
 @cli.group()
@@ -312,7 +315,8 @@ def suite_init(name: str, force: bool) -> None:
 @cli.command()
 @click.option("--full-refresh", is_flag=True,
               help="Rebuild the marts from all raw rows, beside the incremental ones: drift between them is "
-                   "reported (evident.drift_reports) before the full refresh is gated and published.")
+                   "reported (evident.drift_reports) before the full refresh is gated and published; "
+                   "reconciliation then hashes every partition (as reconcile --full).")
 @click.option("--fail-on-drift", is_flag=True,
               help="With --full-refresh: exit 1 when the incremental marts differed from the full refresh "
                    "(default: a warning, exit 0).")

@@ -57,16 +57,23 @@ def fingerprint(engine: Engine, table: str, columns: list[Column], where: str = 
 @dataclass(frozen=True)
 class GroupFingerprint:
     rows: int
-    row_hash_sum: int
+    row_hash_sum: int | None  # None when the rows were not hashed
     measure_sums: tuple  # exact Decimal (or int) sums of the measures, None where all NULL
+    change_marker: str | None = None  # Engine.change_marker_sql's value, as text, when asked for
 
 
 def grouped_fingerprints(engine: Engine, table: str, columns: list[Column], group_sql: str,
-                         measures: tuple[str, ...] = (), where: str = "", params=()) -> dict:
-    """{group value: GroupFingerprint} of `table` grouped by `group_sql`, computed in the engine in one scan."""
+                         measures: tuple[str, ...] = (), where: str = "", params=(), *, hash_rows: bool = True,
+                         change_marker: bool = False) -> dict:
+    """{group value: GroupFingerprint} of `table` grouped by `group_sql`, computed in the engine in one scan.
+
+    Without `hash_rows` only the cheap aggregates (count, measure sums, the change marker) are computed."""
     engine.session_setup()
     sums = "".join(f", sum({m})" for m in measures)
-    sql = (f"select {group_sql} as g, count(*), coalesce(sum({row_hash_sql(engine, columns)}), 0){sums} "
+    row_hash = f"coalesce(sum({row_hash_sql(engine, columns)}), 0)" if hash_rows else "null"
+    marker = engine.change_marker_sql([c.name for c in columns]) if change_marker else "null"
+    sql = (f"select {group_sql} as g, count(*), {row_hash}, {marker}{sums} "
            f"from {table}{f' where {where}' if where else ''} group by 1")
-    return {row[0]: GroupFingerprint(int(row[1]), int(row[2]), tuple(row[3:]))
+    return {row[0]: GroupFingerprint(int(row[1]), None if row[2] is None else int(row[2]), tuple(row[4:]),
+                                     None if row[3] is None else str(row[3]))
             for row in engine.fetchall(sql, params)}

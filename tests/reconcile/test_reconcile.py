@@ -12,6 +12,7 @@ import pytest
 
 from evident import reconcile as rc
 from evident.engines import DuckDBEngine, PostgresEngine
+from evident.fingerprint import grouped_fingerprints
 from evident.land.contracts import load_contract
 from evident.land.raw_tables import RawTable
 from evident.pipeline.context import prepare_engine
@@ -191,14 +192,19 @@ def test_changed_row_in_a_partition_of_100k_rows_is_bisected(engines):
     raw = raw_rows(100_000, days=1)
     for engine in engines:
         load(engine, raw)
+    first = rc.reconcile([duck, pg], "run-0", tables=["raw.app_events"])  # hashes it, keeps its fingerprints
+    assert first.status == "matched" and first.partitions_hashed == 1
     key = raw[77_777][0]
+    # written behind Evident's back, in a column that is no measure and keeps the count: the change marker moves
     pg.execute("update raw.app_events set event_id = 'tampered' where idempotency_key = %s", [key])
     report = rc.reconcile([duck, pg], "run-1", tables=["raw.app_events"])
     (table, partition, diff), = [(p.table, p.partition, d) for p in report.partitions for d in p.diffs]
     assert (partition, diff.key, diff.kind, diff.columns) == ("2026-03-01", key, "different", ["event_id"])
     assert diff.postgres == {"event_id": "tampered"}
     assert report.rows_fetched <= 2 * rc.LEAF_ROWS, report.rows_fetched  # one leaf bucket from each side
-    assert report.queries <= 8
+    assert report.partitions_hashed == 1
+    # per engine: the partition scan, the kept fingerprints, hashing the changed partition, narrowing, fetching
+    assert report.queries <= 10
 
 
 def test_partition_missing_in_one_engine_is_capped(engines):
@@ -290,7 +296,7 @@ def test_differing_partitions_of_a_table_are_narrowed_together(engines):
     report = rc.reconcile([duck, pg], "run-1", tables=["raw.app_events"])
     found = {p.partition: [(d.key, d.kind) for d in p.diffs] for p in report.mismatched}
     assert found == {day: [(key, "missing_in_postgres")] for day, key in planted.items()}
-    assert report.queries == 6  # partitions, one narrowing level, one fetch — per engine
+    assert report.queries == 8  # kept fingerprints (none), partitions, one narrowing level, one fetch — per engine
     assert report.rows_fetched <= 3 * 2 * rc.LEAF_ROWS
 
 
@@ -334,3 +340,65 @@ def test_stored_suite_is_the_definition():
     assert stored["name"] == rc.SUITE_NAME
     assert [(e["type"], e["kwargs"]) for e in stored["expectations"]] == [
         (e["type"], e["kwargs"]) for e in rc.suite_definition()["expectations"]]
+
+
+def fingerprint_groups(engine, spec) -> dict:
+    return grouped_fingerprints(engine, spec.name, list(spec.columns), rc.sql.partition_sql(spec), spec.measures)
+
+
+def _kept(engine, table: str) -> dict:
+    return {part: (rows, int(hash_sum)) for part, rows, hash_sum in engine.fetchall(
+        "select partition, row_count, row_hash_sum from evident.partition_fingerprints where table_name = %s",
+        [table])}
+
+
+def test_partitions_nobody_wrote_to_are_not_hashed_again(loaded):
+    first = rc.reconcile([loaded.duck, loaded.pg], "run-1")
+    assert first.status == "matched" and first.partitions_hashed == len(first.partitions)
+    spec = rc.table_specs()["published.fct_sessions"]
+    for engine in (loaded.duck, loaded.pg):  # what is kept is each partition's fingerprint, computed afresh
+        fresh = fingerprint_groups(engine, spec)
+        assert _kept(engine, spec.name) == {str(p): (fp.rows, fp.row_hash_sum) for p, fp in fresh.items()}
+    again = rc.reconcile([loaded.duck, loaded.pg], "run-2")
+    assert again.status == "matched" and again.partitions_hashed == 0
+    assert [(p.table, p.partition, p.duckdb_rows) for p in again.partitions] == \
+        [(p.table, p.partition, p.duckdb_rows) for p in first.partitions]
+    assert "0 hashed" in again.render()
+    full = rc.reconcile([loaded.duck, loaded.pg], "run-3", full=True)
+    assert full.status == "matched" and full.partitions_hashed == len(full.partitions) and full.full
+
+
+@pytest.mark.parametrize("side", ["duck", "pg"])
+def test_a_write_behind_evidents_back_is_found_without_full(loaded, side):
+    assert rc.reconcile([loaded.duck, loaded.pg], "run-1").status == "matched"
+    victim = loaded.sessions[7]
+    # neither the count nor a measure moves: only the change marker tells the partition was written to
+    getattr(loaded, side).execute("update published.fct_sessions set session_end = session_end + interval "
+                                  "'1 microsecond' where session_id = %s", [victim[0]])
+    report = rc.reconcile([loaded.duck, loaded.pg], "run-2")
+    table, partition, diff = only(report)
+    assert (table, partition, diff.key, diff.kind, diff.columns) == (
+        "published.fct_sessions", victim[2].date().isoformat(), victim[0], "different", ["session_end"])
+    assert report.partitions_hashed == 1  # that partition, on both engines
+    # the difference stays found: the stored fingerprints now differ, and the partition is pinpointed again
+    assert [d.key for d in only(rc.reconcile([loaded.duck, loaded.pg], "run-3"))[2:]] == [victim[0]]
+
+
+def test_a_partition_deleted_on_both_engines_is_forgotten(loaded):
+    rc.reconcile([loaded.duck, loaded.pg], "run-1")
+    for engine in (loaded.duck, loaded.pg):
+        engine.execute("delete from raw.app_events where cast(event_ts as date) = date '2026-03-02'")
+    report = rc.reconcile([loaded.duck, loaded.pg], "run-2", tables=["raw.app_events"])
+    assert report.status == "matched" and [p.partition for p in report.partitions] == ["2026-03-01", "2026-03-03"]
+    for engine in (loaded.duck, loaded.pg):
+        assert sorted(_kept(engine, "raw.app_events")) == ["2026-03-01", "2026-03-03"]
+
+
+def test_a_window_keeps_the_fingerprints_outside_it(loaded):
+    rc.reconcile([loaded.duck, loaded.pg], "run-1", tables=["raw.app_events"])
+    before = _kept(loaded.pg, "raw.app_events")
+    loaded.pg.execute("update raw.app_events set app_version = 'x' where cast(event_ts as date) = date '2026-03-01'")
+    windowed = rc.reconcile([loaded.duck, loaded.pg], "run-2", tables=["raw.app_events"], date_from="2026-03-02")
+    assert windowed.status == "matched" and windowed.partitions_hashed == 0
+    assert _kept(loaded.pg, "raw.app_events") == before
+    assert {p.partition for p in rc.reconcile([loaded.duck, loaded.pg], "run-3").mismatched} == {"2026-03-01"}

@@ -88,6 +88,12 @@ DDL = [
     duckdb_rows bigint not null, postgres_rows bigint not null, status varchar not null,
     differing_keys varchar, threshold decimal(38,6) not null, max_measure_delta decimal(38,6) not null,
     within_threshold boolean not null, checked_at timestamp not null)""",
+    # What reconciliation last hashed per table and partition in this engine (evident.reconcile.stored): row
+    # count, sum of row hashes (equal across engines for equal rows) and this engine's change marker.
+    """create table if not exists evident.partition_fingerprints (
+    table_name varchar not null, partition varchar not null, row_count bigint not null,
+    row_hash_sum varchar not null, change_marker varchar not null, run_id varchar not null,
+    fingerprinted_at timestamp not null)""",
     # `evident run --full-refresh`: the incremental marts against the full refresh (evident.build.drift). Per
     # run, engine and model one row with partition '*' (status drift | no_drift | not_compared), and one per
     # drifting partition; keys_* count the differing keys by kind, detail (JSON) lists them with the columns

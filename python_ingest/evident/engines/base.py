@@ -130,6 +130,20 @@ class Engine:
         """md5 of a text expression as a 48-bit integer (sums of them cannot overflow either engine)."""
         raise NotImplementedError
 
+    def change_marker_sql(self, columns: Sequence[str]) -> str:
+        """An aggregate over a group of rows that changes whenever one of them is inserted, updated or deleted
+        (with the row count beside it). Engine-local: only ever compared with what the same engine gave before
+        (reconciliation's stored partition fingerprints), so it need not be equal across engines."""
+        raise NotImplementedError
+
+    def partition_access_ddl(self, schema: str, table: str, column: str, *, timestamp: bool,
+                             index: bool) -> list[str]:
+        """Statements that make reading `schema.table` by the date of `column` cheap (reconciliation's partitions;
+        names already validated as plain identifiers):
+        the engine's statistics on the date of a `timestamp` column and, with `index`, an index on the column.
+        None by default."""
+        return []
+
     def table_exists(self, schema: str, table: str) -> bool:
         row = self.fetchone("select count(*) from information_schema.tables where table_schema = %s "
                             f"and table_name = %s{self._catalog_filter()}", [schema, table])

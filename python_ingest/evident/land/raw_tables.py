@@ -106,6 +106,12 @@ class RawTable:
         """Create both tables where missing (a table that exists is evolved by its next batch: evolve)."""
         for statement in self.ddl() + (self.indexes() if engine.WANTS_SECONDARY_INDEXES else []):
             engine.execute(statement)
+        # no index on the partition for reconciliation: landing would pay for it on every row
+        contract = self.contract
+        timestamp = contract.fields[contract.partition_by].type == "timestamp"
+        for statement in engine.partition_access_ddl("raw", contract.name, contract.partition_by, timestamp=timestamp,
+                                                     index=False):
+            engine.execute(statement)
 
     def evolve(self, engine: Engine) -> None:
         """Inside a batch's transaction: add the columns of the optional fields a new contract version brought.

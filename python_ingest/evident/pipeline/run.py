@@ -97,7 +97,7 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
                 lines += [f"publish [{p['engine']}]: {p['table']} {p['rows']} rows (+{p['rows_inserted']} "
                           f"−{p['rows_deleted']})" for p in summary["publish"]]
                 faults.point("run.after_publish")
-                reconciled = _reconcile(ctx, step)
+                reconciled = _reconcile(ctx, step, full=full_refresh)
                 summary["reconcile"] = {**ctx.detail.get("reconcile", {}), "lines": reconciled}
                 lines += reconciled
                 if drift is not None and drift.drift and fail_on_drift:
@@ -181,8 +181,9 @@ def _counts(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
-def _reconcile(ctx: RunContext, step) -> list[str]:
-    """Reconciliation runs when both engines are configured (and says why not otherwise)."""
+def _reconcile(ctx: RunContext, step, full: bool) -> list[str]:
+    """Reconciliation runs when both engines are configured (and says why not otherwise); a full refresh
+    verifies every partition, an incremental run those written to since they were last hashed."""
     from evident.reconcile.step import reconcile_step
 
-    return step("reconcile", lambda: reconcile_step(ctx))
+    return step("reconcile", lambda: reconcile_step(ctx, full=full))

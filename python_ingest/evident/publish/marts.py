@@ -18,12 +18,16 @@ def ensure_published_table(engine: Engine, model: PublishedModel) -> bool:
     old or the new table) when its columns no longer match the contract. True when it was (re)created."""
     expected = {c.name: c.data_type for c in model.columns}
     existing = engine.table_columns("published", model.name)
-    if existing == expected:
-        return False
-    if existing:
-        engine.execute(f"drop table {model.published}")
-    engine.execute(published_ddl(model))
-    return True
+    recreated = existing != expected
+    if recreated:
+        if existing:
+            engine.execute(f"drop table {model.published}")
+        engine.execute(published_ddl(model))
+    timestamp = expected[model.partition_by] == "timestamp"
+    for statement in engine.partition_access_ddl("published", model.name, model.partition_by, timestamp=timestamp,
+                                                 index=True):
+        engine.execute(statement)  # idempotent: older warehouses get them on their next publish
+    return recreated
 
 
 def published_tables(engine: Engine) -> list[str]:

@@ -71,6 +71,8 @@ class ReconcileReport:
     partitions: list[PartitionResult] = field(default_factory=list)
     date_from: date | None = None
     date_to: date | None = None
+    full: bool = False  # every partition hashed (--full), not only those that changed
+    partitions_hashed: int = 0  # partitions whose rows were hashed in this run (the others kept their fingerprint)
     rows_fetched: int = 0  # rows brought into Python to pinpoint differences
     queries: int = 0
     elapsed_s: float = 0.0
@@ -107,6 +109,7 @@ class ReconcileReport:
         return {"status": self.status, "success": self.success, "reason": self.reason or None,
                 "tables": self.tables, "partitions": len(self.partitions),
                 "mismatched_partitions": [f"{p.table}/{p.partition}" for p in self.mismatched][:20],
+                "full": self.full, "partitions_hashed": self.partitions_hashed,
                 "rows_fetched": self.rows_fetched, "queries": self.queries, "elapsed_s": self.elapsed_s,
                 "validation_failures": self.validation.failures if self.validation else None}
 
@@ -119,6 +122,7 @@ class ReconcileReport:
         lines = [f"reconciliation {self.run_id}{window}: "
                  f"{'OK' if self.success else 'FAILED'} — {len(self.partitions)} partition(s) in "
                  f"{len(self.tables)} table(s), {len(self.mismatched)} mismatched; "
+                 f"{'all' if self.full else self.partitions_hashed} hashed, "
                  f"{self.rows_fetched} row(s) fetched to pinpoint, {self.elapsed_s:.2f} s"]
         for table in self.tables:
             parts = [p for p in self.partitions if p.table == table]

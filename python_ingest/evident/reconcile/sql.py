@@ -43,6 +43,21 @@ def window(spec: TableSpec, date_from: date | None, date_to: date | None) -> tup
     return " and ".join(clauses), params
 
 
+def partitions_where(spec: TableSpec, partitions: list[str], where: str, params: list) -> tuple[str, list]:
+    """`where` narrowed to these partitions ('YYYY-MM-DD', or 'None' for rows without a partition value): a
+    range on the partition column's own values (index-friendly) and the dates themselves."""
+    days = sorted(date.fromisoformat(p) for p in partitions if p != "None")
+    clauses = []
+    if days:
+        range_where, range_params = window(spec, days[0], days[-1])
+        clauses.append(f"({range_where} and {partition_sql(spec)} in ({', '.join(['%s'] * len(days))}))")
+        params = [*params, *range_params, *days]
+    if "None" in partitions:
+        clauses.append(f"{ident(spec.partition_column)} is null")
+    narrowed = " or ".join(clauses)
+    return (f"({where}) and ({narrowed})" if where else narrowed), params
+
+
 def partition_sql(spec: TableSpec) -> str:
     return f"cast({ident(spec.partition_column)} as date)"
 

@@ -60,9 +60,10 @@ def mark_reconciled(engines: Sequence[Engine], report: ReconcileReport, all_tabl
     return moved
 
 
-def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, date_to=None,
+def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, date_to=None, full: bool = False,
                   validate: bool = True, raise_on_failure: bool = True) -> ReconcileReport:
     """The `evident reconcile` step inside a run (pipeline.RunContext): compare, store, validate, advance batches.
+    `full`: hash every partition, not only those written to since they were last hashed.
 
     Without Postgres the report is `skipped` (stored in DuckDB) and nothing fails. A failed suite raises
     ReconciliationFailed (exit 1), whose message is the rendered report.
@@ -74,7 +75,7 @@ def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, d
                                             "second engine to reconcile DuckDB against")
     else:
         report = with_retry(lambda: reconcile(ctx.engines, ctx.run_id, tables=tables, date_from=date_from,
-                                              date_to=date_to, project=ctx.settings.project),
+                                              date_to=date_to, project=ctx.settings.project, full=full),
                             what="reconciling DuckDB with Postgres")
         if validate:
             validate_report(report, ctx.settings.project.expectations_dir / SUITE_FILE)
@@ -90,13 +91,14 @@ def run_reconcile(ctx, *, tables: Sequence[str] | None = None, date_from=None, d
     return report
 
 
-def reconcile_step(ctx, *, tables: Sequence[str] | None = None, date_from=None, date_to=None) -> list[str]:
+def reconcile_step(ctx, *, tables: Sequence[str] | None = None, date_from=None, date_to=None,
+                   full: bool = False) -> list[str]:
     """`evident run`'s last step (evident.runner): run_reconcile, summarised as lines for the run summary.
 
     Skipped (and says why) without Postgres; a mismatch outside the declared thresholds raises
     ReconciliationFailed (exit 1) carrying the rendered report.
     """
-    report = run_reconcile(ctx, tables=tables, date_from=date_from, date_to=date_to)
+    report = run_reconcile(ctx, tables=tables, date_from=date_from, date_to=date_to, full=full)
     if report.status == "skipped":
         return [f"reconcile: skipped — {report.reason}"]
     moved = ctx.detail.get("reconcile", {}).get("batches_reconciled") or {}
