@@ -179,6 +179,7 @@ def test_a_new_published_model_is_published_gated_and_reconciled_on_both_engines
     # and the whole run with everything matching reconciles
     fixed = run(settings, "run", "--full-refresh")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "0 mismatched; all hashed" in fixed.stdout  # a full refresh verifies every partition
     assert all(published(settings, e) == want for e in ("duckdb", "postgres"))
 
     # `publish` removed: no longer published; its table stays as it was, and status says it is not declared
