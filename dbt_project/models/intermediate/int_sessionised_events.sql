@@ -42,20 +42,17 @@
 
 {%- set gap_seconds = var('evident_session_gap_seconds') | int %}
 {%- set gap_microseconds = gap_seconds * 1000000 %}
+{%- if is_incremental() %}
+    {%- set since_land_seq = evident.land_seq_watermark('land_seq') %}
+{%- endif %}
 
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    select {{ evident.land_seq_watermark('land_seq') }} as since_land_seq
-
-),
-
 new_events as (
 
     select * from {{ ref('stg_app_events') }}
-    where land_seq > (select watermark.since_land_seq from watermark)
+    where land_seq > {{ since_land_seq }}
 
 ),
 
@@ -73,7 +70,9 @@ affected_sessions as (
             old_events.user_id = new_events.user_id
             and old_events.event_ts >= new_events.event_ts - interval '{{ gap_seconds }} seconds'
             and old_events.event_ts <= new_events.event_ts + interval '{{ gap_seconds }} seconds'
-    where old_events.land_seq <= (select watermark.since_land_seq from watermark)
+    {% if evident.is_replay() %}
+    where old_events.land_seq <= {{ since_land_seq }}
+    {% endif %}
 
 ),
 
@@ -108,7 +107,10 @@ events as (
         on
             old_events.user_id = affected_sessions.user_id
             and old_events.session_start = affected_sessions.session_start
-    where old_events.land_seq <= (select watermark.since_land_seq from watermark)
+    {% if evident.is_replay() %}
+    -- a replay takes the rows landed after its land_seq from staging again
+    where old_events.land_seq <= {{ since_land_seq }}
+    {% endif %}
 
 ),
 {% else %}

@@ -36,19 +36,14 @@
 with
 
 {% if is_incremental() %}
-watermark as (
-
-    select {{ evident.land_seq_watermark('last_land_seq') }} as since_land_seq
-
-),
-
+{%- set since_land_seq = evident.land_seq_watermark('last_land_seq') %}
 new_events as (
 
     select
         event_date,
         session_start
     from {{ ref('int_sessionised_events') }}
-    where land_seq > (select watermark.since_land_seq from watermark)
+    where land_seq > {{ since_land_seq }}
 
 ),
 
@@ -67,8 +62,8 @@ affected_dates as (
     -- dates of old events that now directly follow a new event: the old session starts that may be gone
     select event_date as metric_date
     from {{ ref('int_sessionised_events') }}
-    where previous_land_seq > (select watermark.since_land_seq from watermark)
-        and land_seq <= (select watermark.since_land_seq from watermark)
+    where previous_land_seq > {{ since_land_seq }}
+        and land_seq <= {{ since_land_seq }}
 
 ),
 {% endif %}
