@@ -43,7 +43,7 @@
 {%- set gap_seconds = var('evident_session_gap_seconds') | int %}
 {%- set gap_microseconds = gap_seconds * 1000000 %}
 {%- if is_incremental() %}
-    {%- set since_land_seq = evident.land_seq_watermark('land_seq') %}
+{%- set since_land_seq = evident.land_seq_watermark('land_seq') %}
 {%- endif %}
 
 with

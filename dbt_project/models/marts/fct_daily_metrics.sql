@@ -16,8 +16,9 @@
   here), the affected dates are:
     - the event dates of the new events;
     - the start dates of the sessions (as they are now) that contain a new event;
-    - the dates of old events that now follow a new event directly: an old session start that is no longer
-      one (its session merged into, or now begins at, an earlier event) always follows a new event.
+    - the dates of old events that now follow a new event directly within its session (previous_land_seq
+      is new): an old session start that is no longer one (its session merged into, or now begins at, an
+      earlier event) always does.
   Landing only ever adds events, so no other session changes.
 -#}
 {{

@@ -24,12 +24,17 @@
 with
 
 {% if is_incremental() %}
-{%- set since_land_seq = evident.land_seq_watermark('last_land_seq') %}
+watermark as (
+
+    select {{ evident.land_seq_watermark('last_land_seq') }} as since_land_seq
+
+),
+
 touched_orders as (
 
     select distinct order_id
     from {{ ref('stg_order_versions') }}
-    where land_seq > {{ since_land_seq }}
+    where land_seq > (select watermark.since_land_seq from watermark)
 
 ),
 
