@@ -6,8 +6,9 @@
 The marts are generated inside each engine with the same SQL over generate_series (nothing goes through
 Python): published.fct_sessions with one session per SESSION_EVENTS events (session_id = md5, user, start, end,
 event_count, has_purchase, revenue) spread over --days dates, and published.fct_daily_metrics derived from it;
-the tables are created as publish creates them (on Postgres: indexed and with statistics on the partition
-column). With --raw, raw.app_events gets the N events too (slow on Postgres because of the text primary key).
+the tables are created as publish creates them (on Postgres: indexed on the partition column, with statistics
+on its date and the triggers that record which partitions each statement writes). With --raw, raw.app_events
+gets the N events too (slow on Postgres because of the text primary key).
 
 Measured in the same run, every figure the best of --repeat runs (warm caches on both sides):
 - postgres_scan_s: per table one `select count(*), sum(<measure>)` on Postgres (the yardstick);
@@ -17,9 +18,9 @@ Measured in the same run, every figure the best of --repeat runs (warm caches on
   runs), as a ratio to the sum of those scans; reconcile_fct_sessions_only_s likewise for fct_sessions alone;
 - after_change_s: after the last 3 dates of fct_sessions were rewritten on both engines (as a publish of late
   data does), the reconcile that hashes just those partitions again;
-- after one session row is changed in Postgres behind Evident's back: pinpoint_s, the reconcile (every table)
-  that reports that key, as a ratio to the fct_sessions scan, and pinpoint_window_s, the same restricted to the
-  changed row's table and date (--table fct_sessions --date-from D --date-to D).
+- after one session row is changed in Postgres by hand (its trigger records the partition): pinpoint_s, the
+  reconcile (every table) that reports that key, as a ratio to the fct_sessions scan, and pinpoint_window_s,
+  the same restricted to the changed row's table and date (--table fct_sessions --date-from D --date-to D).
 """
 from __future__ import annotations
 

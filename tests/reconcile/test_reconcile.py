@@ -17,7 +17,7 @@ from evident.land.contracts import load_contract
 from evident.land.raw_tables import RawTable
 from evident.pipeline.context import prepare_engine
 from evident.project import find_project
-from evident.publish.marts import published_ddl
+from evident.publish.marts import ensure_published_table
 from tests.helpers import published_marts
 
 DAY0 = datetime(2026, 3, 1)
@@ -68,7 +68,7 @@ def load(engine, raw: list[tuple], sessions: list[tuple] | None = None, metrics:
     prepare_engine(engine)
     engine.execute("create schema if not exists published")
     for mart in published_marts():
-        engine.execute(published_ddl(mart))
+        ensure_published_table(engine, mart)  # as publish creates them (on Postgres: with change triggers)
     engine.bulk_insert("raw.app_events", RAW_COLUMNS, raw)
     marts = {m.name: m for m in published_marts()}
     for name, rows in (("fct_sessions", sessions), ("fct_daily_metrics", metrics)):
@@ -203,7 +203,7 @@ def test_changed_row_in_a_partition_of_100k_rows_is_bisected(engines):
     assert diff.postgres == {"event_id": "tampered"}
     assert report.rows_fetched <= 2 * rc.LEAF_ROWS, report.rows_fetched  # one leaf bucket from each side
     assert report.partitions_hashed == 1
-    # per engine: the partition scan, the kept fingerprints, hashing the changed partition, narrowing, fetching
+    # per engine: what it keeps and recorded, the changed partitions, hashing them, narrowing, fetching
     assert report.queries <= 10
 
 
@@ -402,3 +402,39 @@ def test_a_window_keeps_the_fingerprints_outside_it(loaded):
     assert windowed.status == "matched" and windowed.partitions_hashed == 0
     assert _kept(loaded.pg, "raw.app_events") == before
     assert {p.partition for p in rc.reconcile([loaded.duck, loaded.pg], "run-3").mismatched} == {"2026-03-01"}
+
+
+def test_postgres_records_the_partitions_written_to_and_reconcile_forgets_them(loaded):
+    rc.reconcile([loaded.duck, loaded.pg], "run-1")
+    changes = "select distinct table_name, partition from evident.partition_changes order by 1, 2"
+    assert loaded.pg.fetchall(changes) == []
+    victim = loaded.sessions[7]
+    loaded.pg.execute("set datestyle to 'German, DMY'")  # the writer's DateStyle does not change the record
+    loaded.pg.execute("update published.fct_sessions set event_count = event_count + 1 where session_id = %s",
+                      [victim[0]])
+    assert loaded.pg.fetchall(changes) == [("published.fct_sessions", victim[2].date().isoformat())]
+    windowed = rc.reconcile([loaded.duck, loaded.pg], "run-2", date_from="2026-03-04")
+    assert windowed.partitions == [] and len(loaded.pg.fetchall(changes)) == 1  # outside the window: kept
+    assert only(rc.reconcile([loaded.duck, loaded.pg], "run-3"))[2].key == victim[0]
+    assert loaded.pg.fetchall(changes) == []
+    loaded.pg.execute("truncate published.fct_daily_metrics")  # every partition
+    report = rc.reconcile([loaded.duck, loaded.pg], "run-4", tables=["fct_daily_metrics"])
+    assert {p.partition for p in report.mismatched} == {"2026-03-01", "2026-03-02", "2026-03-03"}
+
+
+def test_a_write_postgres_did_not_record(loaded):
+    rc.reconcile([loaded.duck, loaded.pg], "run-1")
+    loaded.pg.execute("alter table published.fct_sessions disable trigger user")
+    victim = loaded.sessions[8]
+    # a measure moved: the rest of the table no longer totals what was hashed, so each partition is looked at
+    loaded.pg.execute("update published.fct_sessions set revenue = revenue + 1 where session_id = %s", [victim[0]])
+    table, _, diff = only(rc.reconcile([loaded.duck, loaded.pg], "run-2"))
+    assert (table, diff.key, diff.columns) == ("published.fct_sessions", victim[0], ["revenue"])
+    loaded.pg.execute("update published.fct_sessions set revenue = revenue - 1 where session_id = %s", [victim[0]])
+    assert rc.reconcile([loaded.duck, loaded.pg], "run-3").status == "matched"
+    # neither count nor measure moved and nothing was recorded: only a full reconcile sees it
+    loaded.pg.execute("update published.fct_sessions set session_end = session_end + interval '1 second' "
+                      "where session_id = %s", [victim[0]])
+    assert rc.reconcile([loaded.duck, loaded.pg], "run-4").status == "matched"
+    table, _, diff = only(rc.reconcile([loaded.duck, loaded.pg], "run-5", full=True))
+    assert (table, diff.key, diff.columns) == ("published.fct_sessions", victim[0], ["session_end"])

@@ -89,11 +89,16 @@ DDL = [
     differing_keys varchar, threshold decimal(38,6) not null, max_measure_delta decimal(38,6) not null,
     within_threshold boolean not null, checked_at timestamp not null)""",
     # What reconciliation last hashed per table and partition in this engine (evident.reconcile.stored): row
-    # count, sum of row hashes (equal across engines for equal rows) and this engine's change marker.
+    # count, exact measure sums (JSON list), sum of row hashes (equal across engines for equal rows) and, where
+    # the engine does not record changes, its change marker of the rows.
     """create table if not exists evident.partition_fingerprints (
     table_name varchar not null, partition varchar not null, row_count bigint not null,
-    row_hash_sum varchar not null, change_marker varchar not null, run_id varchar not null,
-    fingerprinted_at timestamp not null)""",
+    measure_sums varchar not null, row_hash_sum varchar not null, change_marker varchar not null,
+    run_id varchar not null, fingerprinted_at timestamp not null)""",
+    # Partitions written to since reconciliation last hashed them, per writing transaction (txid), where the
+    # engine records changes (Postgres: triggers on raw and published tables); '*' = every partition.
+    """create table if not exists evident.partition_changes (
+    table_name varchar not null, partition varchar not null, txid bigint not null)""",
     # `evident run --full-refresh`: the incremental marts against the full refresh (evident.build.drift). Per
     # run, engine and model one row with partition '*' (status drift | no_drift | not_compared), and one per
     # drifting partition; keys_* count the differing keys by kind, detail (JSON) lists them with the columns

@@ -130,18 +130,21 @@ class Engine:
         """md5 of a text expression as a 48-bit integer (sums of them cannot overflow either engine)."""
         raise NotImplementedError
 
+    # Whether this engine records the partitions every write touches (evident.partition_changes, kept by the
+    # triggers reconciliation_ddl installs); an engine that does not marks its rows instead (change_marker_sql).
+    RECORDS_CHANGES = False
+
     def change_marker_sql(self, columns: Sequence[str]) -> str:
         """An aggregate over a group of rows that changes whenever one of them is inserted, updated or deleted
-        (with the row count beside it). Engine-local: only ever compared with what the same engine gave before
-        (reconciliation's stored partition fingerprints), so it need not be equal across engines."""
+        (with the row count beside it), for an engine that does not record changes. Engine-local: only ever
+        compared with what the same engine gave before (evident.reconcile.stored)."""
         raise NotImplementedError
 
-    def partition_access_ddl(self, schema: str, table: str, column: str, *, timestamp: bool,
-                             index: bool) -> list[str]:
-        """Statements that make reading `schema.table` by the date of `column` cheap (reconciliation's partitions;
-        names already validated as plain identifiers):
-        the engine's statistics on the date of a `timestamp` column and, with `index`, an index on the column.
-        None by default."""
+    def reconciliation_ddl(self, schema: str, table: str, column: str, *, timestamp: bool,
+                           index: bool) -> list[str]:
+        """Statements that let reconciliation read `schema.table` by the date of `column` cheaply (names already
+        validated as plain identifiers): where the engine records changes, what records them; its statistics on
+        the date of a `timestamp` column; with `index`, an index on the column. None by default."""
         return []
 
     def table_exists(self, schema: str, table: str) -> bool:

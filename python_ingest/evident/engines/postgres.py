@@ -66,6 +66,29 @@ def dsn_password(dsn: str) -> str | None:
     return str(password) if password else None
 
 
+# One row per (statement, partition written), with the writing transaction's id; '*' after a truncate. The
+# partition's text is Python's str() of its date ('None' without one), whatever the writer's DateStyle.
+_NOTE_PARTITION_CHANGES = """create or replace function evident.note_partition_changes() returns trigger
+language plpgsql as $$
+declare
+    partition_text text := format('coalesce(to_char(cast(%I as date), ''YYYY-MM-DD''), ''None'')', tg_argv[0]);
+begin
+    if tg_op = 'TRUNCATE' then
+        insert into evident.partition_changes values (tg_table_schema || '.' || tg_table_name, '*', txid_current());
+        return null;
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') then
+        execute format('insert into evident.partition_changes select distinct %L, %s, txid_current() from new_rows',
+                       tg_table_schema || '.' || tg_table_name, partition_text);
+    end if;
+    if tg_op in ('DELETE', 'UPDATE') then
+        execute format('insert into evident.partition_changes select distinct %L, %s, txid_current() from old_rows',
+                       tg_table_schema || '.' || tg_table_name, partition_text);
+    end if;
+    return null;
+end $$"""
+
+
 class PostgresEngine(Engine):
     name = "postgres"
     AUTHORITATIVE = True
@@ -185,18 +208,20 @@ class PostgresEngine(Engine):
     def hash48_sql(self, text_sql):
         return f"('x' || substr(md5({text_sql}), 1, 12))::bit(48)::bigint"
 
-    def change_marker_sql(self, columns):
-        # Every row version carries the id of the transaction that wrote it (xmin), and any write of a row
-        # replaces that version: the sum moves with every insert, update and delete (the count with deletes).
-        # Hashing the columns instead costs as much again as the scan itself here.
-        return "sum(cast(cast(xmin as text) as bigint))"
+    RECORDS_CHANGES = True
 
-    def partition_access_ddl(self, schema, table, column, *, timestamp, index):
-        # Without statistics on the date of a timestamp Postgres guesses one group per row and aggregates by
-        # partition in one process (a date column's own statistics serve); the index lets one partition be
-        # read without a scan of the table.
+    def reconciliation_ddl(self, schema, table, column, *, timestamp, index):
+        # Triggers record the partitions every statement writes (evident.partition_changes), whoever runs it:
+        # reading them is what lets reconciliation hash only what changed. Without statistics on the date of a
+        # timestamp Postgres guesses one group per row and aggregates by partition in one process (a date
+        # column's own statistics serve); the index lets one partition be read without a scan of the table.
         target = f'{schema}."{table}"'
-        statements = []
+        statements = [_NOTE_PARTITION_CHANGES]
+        for event, tables in (("insert", "new table as new_rows"), ("update", "old table as old_rows new table as "
+                              "new_rows"), ("delete", "old table as old_rows"), ("truncate", "")):
+            referencing = f" referencing {tables}" if tables else ""
+            statements.append(f'create or replace trigger "evident_{event}" after {event} on {target}{referencing} '
+                              f"for each statement execute function evident.note_partition_changes('{column}')")
         if timestamp:
             statements.append(f'create statistics if not exists {schema}."{table}_{column}_date" '
                               f'on (cast("{column}" as date)) from {target}')

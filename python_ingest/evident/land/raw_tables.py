@@ -109,7 +109,7 @@ class RawTable:
         # no index on the partition for reconciliation: landing would pay for it on every row
         contract = self.contract
         timestamp = contract.fields[contract.partition_by].type == "timestamp"
-        for statement in engine.partition_access_ddl("raw", contract.name, contract.partition_by, timestamp=timestamp,
+        for statement in engine.reconciliation_ddl("raw", contract.name, contract.partition_by, timestamp=timestamp,
                                                      index=False):
             engine.execute(statement)
 

@@ -24,7 +24,7 @@ def ensure_published_table(engine: Engine, model: PublishedModel) -> bool:
             engine.execute(f"drop table {model.published}")
         engine.execute(published_ddl(model))
     timestamp = expected[model.partition_by] == "timestamp"
-    for statement in engine.partition_access_ddl("published", model.name, model.partition_by, timestamp=timestamp,
+    for statement in engine.reconciliation_ddl("published", model.name, model.partition_by, timestamp=timestamp,
                                                  index=True):
         engine.execute(statement)  # idempotent: older warehouses get them on their next publish
     return recreated

@@ -6,15 +6,17 @@
 
 How (nothing is copied wholesale into Python; what costs is hashing rows, so only changed partitions are):
 
-1. Per table, one scan per engine (both engines at once, in two threads) computes per partition — the UTC
-   date of the partition_by column — the row count, exact sums of the measures and the engine's change
-   marker (Engine.change_marker_sql: moves with any write to the partition).
-2. Each engine keeps, per partition, the fingerprint it computed when it last hashed it (evident.reconcile.stored:
-   count, sum of per-row hashes over the canonical row text — evident.fingerprint: md5 of the columns joined
-   with U+001F, NULL as U+0001, fixed-scale decimals, ISO timestamps at µs — and the change marker of that
-   scan). A partition whose count or marker moved on either engine, or that either engine never hashed, is
-   hashed again on both (one query per engine for all of them, by the partition column's own values) and its
-   stored fingerprints replaced. `full=True` (`--full`) hashes every partition.
+1. Each engine keeps, per table and partition, the fingerprint it computed when it last hashed it
+   (evident.reconcile.stored): count, exact measure sums and the sum of per-row hashes over the canonical row
+   text (evident.fingerprint: md5 of the columns joined with U+001F, NULL as U+0001, fixed-scale decimals, ISO
+   timestamps at µs).
+2. The partitions written to since, per engine (both engines at once, in two threads): Postgres records them
+   by trigger (Engine.RECORDS_CHANGES), and the rest of its table must still total what was hashed (one count
+   + sum scan; if not, a grouped one finds the partitions that moved). DuckDB compares each partition's count
+   and change marker (a hash of its rows, Engine.change_marker_sql) with the stored ones, in one scan. Those
+   partitions are hashed again on both engines (one query each, by the partition column's own values) and
+   their fingerprints replaced; the others keep theirs. `full=True` (`--full`), or an engine that never hashed
+   the table, hashes every partition in one scan.
 3. A partition matches when counts, measure sums and fingerprints are equal. One that differs is narrowed by
    key-hash prefix: each engine groups the partition's rows by the first hex digits of md5(canonical key text)
    — pure hex, so no collation can make the engines disagree on which rows a range holds — and returns
@@ -31,10 +33,12 @@ How (nothing is copied wholesale into Python; what costs is hashing rows, so onl
    DataFrame) accepts. Any other mismatch fails the suite, which is what fails the command (exit 1).
 6. The report rows go to `evident.reconciliations` in every engine (created if missing).
 
-Cost: step 1 is one scan per engine without hashing (on Postgres about 1.5-2x a bare count + sum; md5 of the
-canonical text costs ~1.5-2 µs per row per core, ~15x that scan, and is paid only for changed partitions).
-Postgres indexes published tables on their partition column, so hashing, narrowing and fetching one partition
-read just that partition; raw tables have no such index (landing would pay for it) and are scanned.
+Cost: on Postgres one count + sum scan plus the hashing of changed partitions (md5 of the canonical text costs
+~1.5-2 µs per row per core, ~15x that scan); DuckDB's scan with its marker costs less than that. Postgres
+indexes published tables on their partition column, so hashing, narrowing and fetching one partition read just
+that partition; raw tables have no such index (landing would pay for it) and are scanned. What a full
+reconcile alone sees: a write Postgres did not record (triggers disabled) that changed neither a count nor a
+measure.
 """
 from __future__ import annotations
 
@@ -51,7 +55,13 @@ from evident.reconcile.pinpoint import LEAF_ROWS, pinpoint
 from evident.reconcile.report import MAX_KEYS, KeyDiff, PartitionResult, ReconcileReport
 from evident.reconcile.specs import TableSpec, resolve_tables
 from evident.reconcile.sql import Sides, partition_sql, partitions_where, window
-from evident.reconcile.stored import store_fingerprints, stored_fingerprints
+from evident.reconcile.stored import (
+    EVERY_PARTITION,
+    StoredFingerprint,
+    recorded_changes,
+    store_fingerprints,
+    stored_fingerprints,
+)
 
 
 def split_engines(engines: Sequence[Engine]) -> tuple[Engine | None, Engine | None]:
@@ -130,50 +140,97 @@ def _reconcile_table(sides: Sides, spec: TableSpec, date_from, date_to, max_keys
         return [PartitionResult(spec.name, "*", rows if exists[0] else 0, rows if exists[1] else 0, {}, {},
                                 "mismatched", spec.measure_tolerance, [KeyDiff("*", f"table_missing_in_{absent[0]}")])
                 ], 0
-    columns = list(spec.columns)
-
-    def scan(engine: Engine, hash_rows: bool, where: str = where, params: list = params) -> dict[str, GroupFingerprint]:
-        found = grouped_fingerprints(engine, spec.name, columns, partition_sql(spec), spec.measures, where, params,
-                                     hash_rows=hash_rows, change_marker=True)
-        return {str(part): fp for part, fp in found.items()}
-
-    stored = sides.both(lambda e: _stored_in_window(e, spec, date_from, date_to))
-    full = full or not all(stored)  # an engine that never hashed the table: hash it all in the one scan
-    live = sides.both(lambda e: scan(e, hash_rows=full))
-    parts = sorted(set(live[0]) | set(live[1]))
-    if full:
-        fresh = live
+    (stored_d, changes_d), (stored_p, changes_p) = sides.both(lambda e: (
+        _stored_in_window(e, spec, date_from, date_to), _recorded_in_window(e, spec, date_from, date_to)))
+    stored, changes = (stored_d, stored_p), (changes_d, changes_p)
+    if full or not all(stored) or any(EVERY_PARTITION in parts for parts, _ in changes):
+        # every partition, or an engine never hashed the table or saw it truncated: hash all in one scan
+        fresh = sides.both(lambda e: _scan(e, spec, where, params, hash_rows=True))
+        views = fresh
+        hashed = set(fresh[0]) | set(fresh[1])
+        gone = tuple([p for p in kept if p not in new] for kept, new in zip(stored, fresh))
     else:
-        # Hash again where the engines agree on count and sums but either one never hashed the partition or
-        # wrote to it since; where they disagree the partition differs anyway and is pinpointed.
-        stale = [part for part in parts if _same_totals(live[0].get(part), live[1].get(part)) and any(
-            not (part in kept and kept[part].still_holds(side[part])) for side, kept in zip(live, stored))]
+        changed = sides.both(lambda e: _changed_since_hashed(e, spec, where, params, *_side(sides, e, stored, changes)))
+        hashed = changed[0] | changed[1]
         fresh = ({}, {})
-        if stale:
-            stale_where, stale_params = partitions_where(spec, stale, where, params)
-            fresh = sides.both(lambda e: scan(e, hash_rows=True, where=stale_where, params=stale_params))
-    for engine, side, new, kept in zip((sides.duck, sides.pg), live, fresh, stored):
-        store_fingerprints(engine, spec.name, new, [p for p in kept if p not in side], run_id)
-    # per engine: the partition's fingerprint, fresh where it was hashed now, else the one still holding
-    hashes = tuple({p: new[p].row_hash_sum if p in new else kept[p].row_hash_sum if p in kept else None for p in side}
-                   for side, new, kept in zip(live, fresh, stored))
+        if hashed:
+            hashed_where, hashed_params = partitions_where(spec, sorted(hashed), where, params)
+            fresh = sides.both(lambda e: _scan(e, spec, hashed_where, hashed_params, hash_rows=True))
+        views = tuple({**{p: fp.as_group() for p, fp in kept.items() if p not in hashed}, **new}
+                      for kept, new in zip(stored, fresh))
+        gone = tuple([p for p in kept if p in hashed and p not in new] for kept, new in zip(stored, fresh))
+    for engine, new, lost, (parts, txids) in zip((sides.duck, sides.pg), fresh, gone, changes):
+        store_fingerprints(engine, spec.name, new, lost, run_id, (sorted(parts), txids))
     results = []
-    for part in parts:
-        d, p = live[0].get(part), live[1].get(part)
+    for part in sorted(set(views[0]) | set(views[1])):
+        d, p = views[0].get(part), views[1].get(part)
         d_sums = dict(zip(spec.measures, d.measure_sums)) if d else {}
         p_sums = dict(zip(spec.measures, p.measure_sums)) if p else {}
-        same = (_same_totals(d, p) and hashes[0][part] is not None
-                and hashes[0][part] == hashes[1][part])
+        same = _same_totals(d, p) and d is not None and p is not None and d.row_hash_sum == p.row_hash_sum
         results.append(PartitionResult(spec.name, part, d.rows if d else 0, p.rows if p else 0, d_sums, p_sums,
                                        "matched" if same else "mismatched", spec.measure_tolerance))
     pinpoint(sides, spec, [r for r in results if r.status != "matched"], max_keys, leaf_rows)
-    return results, len(set(fresh[0]) | set(fresh[1]))
+    return results, len(hashed)
+
+
+def _side(sides: Sides, engine: Engine, *per_engine: tuple) -> tuple:
+    """This engine's element of each (duckdb, postgres) pair."""
+    return tuple(pair[0 if engine is sides.duck else 1] for pair in per_engine)
+
+
+def _scan(engine: Engine, spec: TableSpec, where: str, params: list, *, hash_rows: bool,
+          marker: bool = True) -> dict[str, GroupFingerprint]:
+    """Per partition: count, measure sums, and (`hash_rows`) the row hash sum and (on an engine that does not
+    record changes) the change marker — one scan."""
+    found = grouped_fingerprints(engine, spec.name, list(spec.columns), partition_sql(spec), spec.measures, where,
+                                 params, hash_rows=hash_rows, change_marker=marker and not engine.RECORDS_CHANGES)
+    return {str(part): fp for part, fp in found.items()}
+
+
+def _changed_since_hashed(engine: Engine, spec: TableSpec, where: str, params: list,
+                          kept: dict[str, StoredFingerprint], changes: tuple[set[str], list[int]]) -> set[str]:
+    """The partitions this engine wrote to since it last hashed them (or never hashed).
+
+    An engine that records changes names them; the rest of the table must still total what was hashed — a
+    write that went unrecorded (triggers disabled, a restored backup) is then looked for partition by partition.
+    Its cost is one count + sum scan. An engine that does not record changes compares each partition's count
+    and change marker with the stored ones, in one scan."""
+    if not engine.RECORDS_CHANGES:
+        live = _scan(engine, spec, where, params, hash_rows=False)
+        return {p for p in set(live) | set(kept) if p not in live or p not in kept or not kept[p].still_holds(live[p])}
+    recorded = changes[0]
+    rest_where, rest_params = where, params
+    if recorded:
+        named, named_params = partitions_where(spec, sorted(recorded), "", [])
+        rest_where = f"({where}) and not coalesce({named}, false)" if where else f"not coalesce({named}, false)"
+        rest_params = [*params, *named_params]
+    sums = "".join(f", sum({m})" for m in spec.measures)
+    row = engine.fetchone(f"select count(*){sums} from {spec.name}" + (f" where {rest_where}" if rest_where else ""),
+                          rest_params)
+    rest = [fp for p, fp in kept.items() if p not in recorded]
+    expected = (sum(fp.rows for fp in rest), *(sum((fp.measure_sums[i] or 0) for fp in rest)
+                                               for i in range(len(spec.measures))))
+    if row is not None and tuple(v or 0 for v in row) == expected:
+        return set(recorded)
+    live = _scan(engine, spec, where, params, hash_rows=False, marker=False)
+    unrecorded = {p for p in set(live) | set(kept)
+                  if p not in recorded and not _same_totals(live.get(p), _group(kept, p))}
+    return set(recorded) | unrecorded
+
+
+def _group(kept: dict[str, StoredFingerprint], part: str) -> GroupFingerprint | None:
+    return kept[part].as_group() if part in kept else None
 
 
 def _same_totals(d: GroupFingerprint | None, p: GroupFingerprint | None) -> bool:
-    """Both engines hold the partition with the same count and the same exact measure sums."""
+    """Both hold the partition with the same count and the same exact measure sums."""
     return (d is not None and p is not None and d.rows == p.rows
             and all(_num_eq(a, b) for a, b in zip(d.measure_sums, p.measure_sums)))
+
+
+def _recorded_in_window(engine: Engine, spec: TableSpec, date_from: date | None, date_to: date | None):
+    parts, txids = recorded_changes(engine, spec.name)
+    return {p for p in parts if p == EVERY_PARTITION or _in_window(p, date_from, date_to)}, txids
 
 
 def _stored_in_window(engine: Engine, spec: TableSpec, date_from: date | None, date_to: date | None):
