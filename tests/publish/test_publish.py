@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from evident.engines import DuckDBEngine, PostgresEngine
+from evident.fingerprint import fingerprint
 from evident.pipeline.context import prepare_engine
 from evident.publish.step import publish_engine
 from evident.sample import generate_sample
@@ -134,4 +135,24 @@ def test_a_published_table_whose_columns_no_longer_match_the_contract_is_recreat
         sessions = next(p for p in publications if p.table == "fct_sessions")
         assert (sessions.rows, sessions.rows_inserted, sessions.rows_deleted) == (7, 7, 0)
     finally:
+        engine.close()
+
+
+def test_a_publication_hashes_only_the_partitions_it_wrote_and_its_fingerprint_is_the_tables(tmp_path, fresh_pg_dsn):
+    marts = {m.name: m for m in published_marts()}
+    columns = [c.as_fingerprint_column() for c in marts["fct_sessions"].columns]
+    for engine in (DuckDBEngine(tmp_path / "w.duckdb"), PostgresEngine(fresh_pg_dsn)):
+        prepare_engine(engine)
+        _seed_audit_area(engine, 300)
+        engine.execute("update analytics.fct_sessions set session_start = session_start + (user_id % 3) * "
+                       "interval '1 day', session_end = session_end + (user_id % 3) * interval '1 day'")
+        publish_engine(engine, "run-1", "gate-1", marts)
+        engine.execute("update analytics.fct_sessions set revenue = 1 where session_start >= timestamp '2026-01-03'")
+        publish_engine(engine, "run-2", "gate-2", marts)
+        hashed_by = engine.fetchall("select partition, run_id from evident.partition_fingerprints "
+                                    "where table_name = %s order by 1", ["published.fct_sessions"])
+        assert hashed_by == [("2026-01-01", "run-1"), ("2026-01-02", "run-1"), ("2026-01-03", "run-2")], engine.name
+        stored = engine.fetchall("select run_id, row_count, fingerprint from evident.publications "
+                                 "where table_name = 'fct_sessions' order by run_id")
+        assert stored[-1][1:] == (300, str(fingerprint(engine, "published.fct_sessions", columns)[1]))
         engine.close()

@@ -18,9 +18,10 @@ from evident.build.manifest import PublishedModel, published_models, quote
 from evident.control.batches import advance, batches_in, utcnow
 from evident.engines import Engine
 from evident.errors import PublishRefused
-from evident.fingerprint import fingerprint
 from evident.pipeline.context import RunContext
 from evident.publish.marts import ensure_published_table
+from evident.reconcile.specs import model_spec
+from evident.reconcile.stored import current_fingerprints
 from evident.retry import with_retry
 
 
@@ -60,8 +61,10 @@ def publish_engine(engine: Engine, run_id: str, gate_run_id: str | None,
             ensure_published_table(engine, model)
             inserted, deleted = _publish_model(engine, model)
             faults.point(f"publish.{engine.name}.{model.name}")
-            columns = [c.as_fingerprint_column() for c in model.columns]
-            rows, fp = fingerprint(engine, model.published, columns)
+            # The publication's fingerprint from the partitions' (evident.reconcile.stored): only those written
+            # to here are hashed, and reconciliation finds them up to date.
+            view, _ = current_fingerprints(engine, model_spec(model), run_id)
+            rows, fp = sum(p.rows for p in view.values()), sum(p.row_hash_sum or 0 for p in view.values())
             publications.append(Publication(engine.name, model.name, rows, inserted, deleted, fp))
             engine.execute(
                 "insert into evident.publications (run_id, engine, table_name, row_count, rows_inserted, "

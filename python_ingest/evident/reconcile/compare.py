@@ -6,17 +6,13 @@
 
 How (nothing is copied wholesale into Python; what costs is hashing rows, so only changed partitions are):
 
-1. Each engine keeps, per table and partition, the fingerprint it computed when it last hashed it
-   (evident.reconcile.stored): count, exact measure sums and the sum of per-row hashes over the canonical row
-   text (evident.fingerprint: md5 of the columns joined with U+001F, NULL as U+0001, fixed-scale decimals, ISO
-   timestamps at µs).
-2. The partitions written to since, per engine (both engines at once, in two threads): Postgres records them
-   by trigger (Engine.RECORDS_CHANGES), and the rest of its table must still total what was hashed (one count
-   + sum scan; if not, a grouped one finds the partitions that moved). DuckDB compares each partition's count
-   and change marker (a hash of its rows, Engine.change_marker_sql) with the stored ones, in one scan. Those
-   partitions are hashed again on both engines (one query each, by the partition column's own values) and
-   their fingerprints replaced; the others keep theirs. `full=True` (`--full`), or an engine that never hashed
-   the table, hashes every partition in one scan.
+1. Each engine brings its fingerprint of every partition up to date (evident.reconcile.stored, both engines at
+   once in two threads): count, exact measure sums and the sum of per-row hashes over the canonical row text
+   (evident.fingerprint: md5 of the columns joined with U+001F, NULL as U+0001, fixed-scale decimals, ISO
+   timestamps at µs). It keeps them from the last time it hashed each partition and hashes again only those
+   written to since: Postgres records them by trigger (and checks that the rest of the table still totals what
+   was hashed), DuckDB compares each partition's count and a hash of its rows with the stored ones.
+2. `full=True` (`--full`), or an engine that never hashed the table, hashes every partition in one scan.
 3. A partition matches when counts, measure sums and fingerprints are equal. One that differs is narrowed by
    key-hash prefix: each engine groups the partition's rows by the first hex digits of md5(canonical key text)
    — pure hex, so no collation can make the engines disagree on which rows a range holds — and returns
@@ -45,23 +41,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
-from decimal import Decimal
 
 from evident.engines import Engine
 from evident.errors import ConfigError
-from evident.fingerprint import GroupFingerprint, grouped_fingerprints
+from evident.fingerprint import GroupFingerprint
 from evident.project import Project
 from evident.reconcile.pinpoint import LEAF_ROWS, pinpoint
 from evident.reconcile.report import MAX_KEYS, KeyDiff, PartitionResult, ReconcileReport
 from evident.reconcile.specs import TableSpec, resolve_tables
-from evident.reconcile.sql import Sides, partition_sql, partitions_where, window
-from evident.reconcile.stored import (
-    EVERY_PARTITION,
-    StoredFingerprint,
-    recorded_changes,
-    store_fingerprints,
-    stored_fingerprints,
-)
+from evident.reconcile.sql import Sides, window
+from evident.reconcile.stored import current_fingerprints, same_totals
 
 
 def split_engines(engines: Sequence[Engine]) -> tuple[Engine | None, Engine | None]:
@@ -140,113 +129,19 @@ def _reconcile_table(sides: Sides, spec: TableSpec, date_from, date_to, max_keys
         return [PartitionResult(spec.name, "*", rows if exists[0] else 0, rows if exists[1] else 0, {}, {},
                                 "mismatched", spec.measure_tolerance, [KeyDiff("*", f"table_missing_in_{absent[0]}")])
                 ], 0
-    (stored_d, changes_d), (stored_p, changes_p) = sides.both(lambda e: (
-        _stored_in_window(e, spec, date_from, date_to), _recorded_in_window(e, spec, date_from, date_to)))
-    stored, changes = (stored_d, stored_p), (changes_d, changes_p)
-    if full or not all(stored) or any(EVERY_PARTITION in parts for parts, _ in changes):
-        # every partition, or an engine never hashed the table or saw it truncated: hash all in one scan
-        fresh = sides.both(lambda e: _scan(e, spec, where, params, hash_rows=True))
-        views = fresh
-        hashed = set(fresh[0]) | set(fresh[1])
-        gone = tuple([p for p in kept if p not in new] for kept, new in zip(stored, fresh))
-    else:
-        changed = sides.both(lambda e: _changed_since_hashed(e, spec, where, params, *_side(sides, e, stored, changes)))
-        hashed = changed[0] | changed[1]
-        fresh = ({}, {})
-        if hashed:
-            hashed_where, hashed_params = partitions_where(spec, sorted(hashed), where, params)
-            fresh = sides.both(lambda e: _scan(e, spec, hashed_where, hashed_params, hash_rows=True))
-        views = tuple({**{p: fp.as_group() for p, fp in kept.items() if p not in hashed}, **new}
-                      for kept, new in zip(stored, fresh))
-        gone = tuple([p for p in kept if p in hashed and p not in new] for kept, new in zip(stored, fresh))
-    for engine, new, lost, (parts, txids) in zip((sides.duck, sides.pg), fresh, gone, changes):
-        store_fingerprints(engine, spec.name, new, lost, run_id, (sorted(parts), txids))
+
+    def current(engine: Engine) -> tuple[dict[str, GroupFingerprint], int]:
+        with engine.transaction():
+            return current_fingerprints(engine, spec, run_id, date_from=date_from, date_to=date_to, full=full)
+
+    (duck_view, duck_hashed), (pg_view, pg_hashed) = sides.both(current)
     results = []
-    for part in sorted(set(views[0]) | set(views[1])):
-        d, p = views[0].get(part), views[1].get(part)
+    for part in sorted(set(duck_view) | set(pg_view)):
+        d, p = duck_view.get(part), pg_view.get(part)
         d_sums = dict(zip(spec.measures, d.measure_sums)) if d else {}
         p_sums = dict(zip(spec.measures, p.measure_sums)) if p else {}
-        same = _same_totals(d, p) and d is not None and p is not None and d.row_hash_sum == p.row_hash_sum
+        same = same_totals(d, p) and d is not None and p is not None and d.row_hash_sum == p.row_hash_sum
         results.append(PartitionResult(spec.name, part, d.rows if d else 0, p.rows if p else 0, d_sums, p_sums,
                                        "matched" if same else "mismatched", spec.measure_tolerance))
     pinpoint(sides, spec, [r for r in results if r.status != "matched"], max_keys, leaf_rows)
-    return results, len(hashed)
-
-
-def _side(sides: Sides, engine: Engine, *per_engine: tuple) -> tuple:
-    """This engine's element of each (duckdb, postgres) pair."""
-    return tuple(pair[0 if engine is sides.duck else 1] for pair in per_engine)
-
-
-def _scan(engine: Engine, spec: TableSpec, where: str, params: list, *, hash_rows: bool,
-          marker: bool = True) -> dict[str, GroupFingerprint]:
-    """Per partition: count, measure sums, and (`hash_rows`) the row hash sum and (on an engine that does not
-    record changes) the change marker — one scan."""
-    found = grouped_fingerprints(engine, spec.name, list(spec.columns), partition_sql(spec), spec.measures, where,
-                                 params, hash_rows=hash_rows, change_marker=marker and not engine.RECORDS_CHANGES)
-    return {str(part): fp for part, fp in found.items()}
-
-
-def _changed_since_hashed(engine: Engine, spec: TableSpec, where: str, params: list,
-                          kept: dict[str, StoredFingerprint], changes: tuple[set[str], list[int]]) -> set[str]:
-    """The partitions this engine wrote to since it last hashed them (or never hashed).
-
-    An engine that records changes names them; the rest of the table must still total what was hashed — a
-    write that went unrecorded (triggers disabled, a restored backup) is then looked for partition by partition.
-    Its cost is one count + sum scan. An engine that does not record changes compares each partition's count
-    and change marker with the stored ones, in one scan."""
-    if not engine.RECORDS_CHANGES:
-        live = _scan(engine, spec, where, params, hash_rows=False)
-        return {p for p in set(live) | set(kept) if p not in live or p not in kept or not kept[p].still_holds(live[p])}
-    recorded = changes[0]
-    rest_where, rest_params = where, params
-    if recorded:
-        named, named_params = partitions_where(spec, sorted(recorded), "", [])
-        rest_where = f"({where}) and not coalesce({named}, false)" if where else f"not coalesce({named}, false)"
-        rest_params = [*params, *named_params]
-    sums = "".join(f", sum({m})" for m in spec.measures)
-    row = engine.fetchone(f"select count(*){sums} from {spec.name}" + (f" where {rest_where}" if rest_where else ""),
-                          rest_params)
-    rest = [fp for p, fp in kept.items() if p not in recorded]
-    expected = (sum(fp.rows for fp in rest), *(sum((fp.measure_sums[i] or 0) for fp in rest)
-                                               for i in range(len(spec.measures))))
-    if row is not None and tuple(v or 0 for v in row) == expected:
-        return set(recorded)
-    live = _scan(engine, spec, where, params, hash_rows=False, marker=False)
-    unrecorded = {p for p in set(live) | set(kept)
-                  if p not in recorded and not _same_totals(live.get(p), _group(kept, p))}
-    return set(recorded) | unrecorded
-
-
-def _group(kept: dict[str, StoredFingerprint], part: str) -> GroupFingerprint | None:
-    return kept[part].as_group() if part in kept else None
-
-
-def _same_totals(d: GroupFingerprint | None, p: GroupFingerprint | None) -> bool:
-    """Both hold the partition with the same count and the same exact measure sums."""
-    return (d is not None and p is not None and d.rows == p.rows
-            and all(_num_eq(a, b) for a, b in zip(d.measure_sums, p.measure_sums)))
-
-
-def _recorded_in_window(engine: Engine, spec: TableSpec, date_from: date | None, date_to: date | None):
-    parts, txids = recorded_changes(engine, spec.name)
-    return {p for p in parts if p == EVERY_PARTITION or _in_window(p, date_from, date_to)}, txids
-
-
-def _stored_in_window(engine: Engine, spec: TableSpec, date_from: date | None, date_to: date | None):
-    kept = stored_fingerprints(engine, spec.name)
-    return {p: fp for p, fp in kept.items() if _in_window(p, date_from, date_to)}
-
-
-def _in_window(part: str, date_from: date | None, date_to: date | None) -> bool:
-    if date_from is None and date_to is None:
-        return True
-    try:
-        day = date.fromisoformat(part)
-    except ValueError:  # the NULL partition: outside every window
-        return False
-    return (date_from is None or day >= date_from) and (date_to is None or day <= date_to)
-
-
-def _num_eq(a, b) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and Decimal(a) == Decimal(b))
+    return results, max(duck_hashed, pg_hashed)

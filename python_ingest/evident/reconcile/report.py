@@ -72,7 +72,7 @@ class ReconcileReport:
     date_from: date | None = None
     date_to: date | None = None
     full: bool = False  # every partition hashed (--full), not only those that changed
-    partitions_hashed: int = 0  # partitions whose rows were hashed in this run (the others kept their fingerprint)
+    partitions_hashed: int = 0  # the most partitions one engine hashed in this run (the others kept theirs)
     rows_fetched: int = 0  # rows brought into Python to pinpoint differences
     queries: int = 0
     elapsed_s: float = 0.0
