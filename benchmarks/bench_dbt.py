@@ -92,16 +92,20 @@ def history_sql(engine: str, start: int, count: int, users: int, land_seq: int, 
 
 
 def node_times(target: Path) -> dict:
-    """dbt's own timing per node of the last invocation: the slowest models, and how much of the wall clock
-    the nodes account for at all (the rest is dbt's start: import, parse, connections)."""
+    """dbt's own timing per node of the last invocation: every model, the five slowest tests, and how much of
+    the wall clock the nodes account for at all (the rest is dbt's start: import, parse, connections)."""
     path = target / "run_results.json"
     if not path.exists():
         return {}
     results = json.loads(path.read_text())["results"]
     times = {r["unique_id"]: r["execution_time"] for r in results}
     models = {k.split(".")[-1]: round(v, 2) for k, v in times.items() if k.startswith("model.")}
+    # data tests: test.<project>.<name>[.<hash>]; unit tests: unit_test.<project>.<model>.<name>
+    tests = sorted(((v, k.split(".")[2] if k.startswith("test.") else "unit:" + k.split(".")[-1])
+                    for k, v in times.items() if not k.startswith("model.")), reverse=True)
     return {"nodes_s": round(sum(times.values()), 2), "models_s": models,
-            "tests_s": round(sum(v for k, v in times.items() if not k.startswith("model.")), 2)}
+            "tests_s": round(sum(v for k, v in times.items() if not k.startswith("model.")), 2),
+            "slowest_tests_s": {name[:60]: round(v, 2) for v, name in tests[:5]}}
 
 
 def bench_engine(engine: str, shape: str, events: int, work: Path, dsn: str | None) -> dict:

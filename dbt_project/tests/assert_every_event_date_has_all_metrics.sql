@@ -1,26 +1,16 @@
 -- Every UTC date with an event has exactly the eight metrics, and no other date has any.
--- Checks the dates with events landed after EVIDENT_CHECK_SINCE_LAND_SEQ (0 = all dates).
+-- With a check mark (EVIDENT_CHECK_SINCE_LAND_SEQ; 0 = all dates), the dates a build can have changed:
+-- each date with a staged event landed after the mark has exactly the eight metrics, and each date whose
+-- metrics say they hold such an event (last_land_seq, the newest land_seq among the date's events, above the
+-- mark) has one — so a date with metrics but no events fails too, and only the new events are read from
+-- staging (raw.app_events' land_seq index), never a date's whole history.
 with
-
-checked_dates as (
-
-    select event_date as metric_date
-    from {{ ref('stg_app_events') }}
-    where {{ evident.in_check_window('land_seq') }}
-
-    union
-
-    select metric_date
-    from {{ ref('fct_daily_metrics') }}
-    where {{ evident.in_check_window('last_land_seq') }}
-
-),
 
 event_dates as (
 
     select distinct event_date as metric_date
     from {{ ref('stg_app_events') }}
-    where event_date in (select checked_dates.metric_date from checked_dates)
+    where {{ evident.in_check_window('land_seq') }}
 
 ),
 
@@ -30,7 +20,8 @@ metric_counts as (
         metric_date,
         count(*) as metrics
     from {{ ref('fct_daily_metrics') }}
-    where metric_date in (select checked_dates.metric_date from checked_dates)
+    where {{ evident.in_check_window('last_land_seq') }}
+        or metric_date in (select event_dates.metric_date from event_dates)
     group by metric_date
 
 )

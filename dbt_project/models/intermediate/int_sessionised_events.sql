@@ -30,6 +30,7 @@
             and existing.event_ts = replacement.event_ts
             and existing.idempotency_key = replacement.idempotency_key",
         on_schema_change='fail',
+        post_hook="{{ evident.analyze_if_without_statistics() }}",
         indexes=evident.index_config([
             {'columns': ['user_id', 'event_ts']},
             {'columns': ['user_id', 'session_start']},

@@ -19,6 +19,7 @@
             and existing.session_start >= replacement.session_start
             and existing.session_start <= replacement.session_end",
         on_schema_change='fail',
+        post_hook="{{ evident.analyze_if_without_statistics() }}",
         indexes=evident.index_config([
             {'columns': ['user_id', 'session_start']},
             {'columns': ['session_start']},
