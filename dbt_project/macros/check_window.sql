@@ -60,11 +60,12 @@
 
 {#-
   dbt's relationships test (every non-null `column_name` of the model has a match in `field` of `to`), with one
-  change when a check mark is set: the child values (few: the window's rows, distinct) each probe the parent
-  once, `limit 1`, so Postgres looks each up in an index on the parent's column (raw.app_events(user_id) for
-  fct_sessions.user_id) instead of hashing the whole parent (measured at 1M events, skewed: 231 → 15 ms; the
-  hash grows with the history, the probes with the change). Without a mark (full refresh) it is dbt's own
-  anti join, one pass over each side. dbt looks for test_relationships in the root project first.
+  change when a check mark is set: the child values (few: the window's rows, distinct) are each looked up in
+  the parent (macros/cross_engine.sql, no_row_matches: on Postgres one `limit 1` probe each, served by an index
+  on the parent's column — raw.app_events(user_id) for fct_sessions.user_id — instead of hashing the whole
+  parent: 231 → 15 ms at 1M events, skewed; the hash grows with the history, the probes with the change).
+  Without a mark (full refresh) it is dbt's own anti join, one pass over each side. dbt looks for
+  test_relationships in the root project first.
 -#}
 {% macro default__test_relationships(model, column_name, to, field) -%}
     {%- if evident.check_since_land_seq() == 0 %}
@@ -93,10 +94,6 @@ with child as (
 
 select from_field
 from child
-where (
-    select 1 from {{ to }} as parent
-    where parent.{{ field }} = child.from_field
-    limit 1
-) is null
+where {{ evident.no_row_matches(to, field, 'child.from_field') }}
     {%- endif %}
 {%- endmacro %}

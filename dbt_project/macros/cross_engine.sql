@@ -114,3 +114,23 @@
 
 {% macro duckdb__analyze_if_without_statistics() -%}
 {%- endmacro %}
+
+
+{#-
+  True when no row of `relation` has `column` = `value` (an outer query's expression). Postgres: a `limit 1`
+  subquery, which it runs as one index probe per outer row (a `not exists` it plans as an anti join that hashes
+  the whole relation: 231 vs 15 ms for the relationships test at 1M events). DuckDB: `not exists`, which it
+  decorrelates into one hash anti join (a correlated `limit 1` took 0.40 s instead of 0.05 s for 90k values
+  against 10M rows, measured here).
+-#}
+{% macro no_row_matches(relation, column, value) -%}
+    {{ return(adapter.dispatch('no_row_matches', 'evident')(relation, column, value)) }}
+{%- endmacro %}
+
+{% macro default__no_row_matches(relation, column, value) -%}
+    (select 1 from {{ relation }} as matching where matching.{{ column }} = {{ value }} limit 1) is null
+{%- endmacro %}
+
+{% macro duckdb__no_row_matches(relation, column, value) -%}
+    not exists (select 1 from {{ relation }} as matching where matching.{{ column }} = {{ value }})
+{%- endmacro %}
