@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pyarrow as pa
 
@@ -17,6 +17,20 @@ ErrorKind = Literal["transient", "terminal", "configuration"]
 _ARROW_TYPES = {"varchar": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "boolean": pa.bool_(),
                 "timestamp": pa.timestamp("us"), "date": pa.date32()}
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+
+
+class Inserted(NamedTuple):
+    rows: int
+    skipped_lines: list[int] | None  # the `line` of each row not inserted; None: not known
+
+
+def _insert_new_sql(table: str, key: str, relation: str, columns: Sequence[tuple[str, str]],
+                    constants: Sequence[tuple[str, str, Any]]) -> tuple[str, list]:
+    """INSERT … ON CONFLICT DO NOTHING of a relation's columns and constants (Engine.insert_new)."""
+    names = [name for name, _ in columns]
+    return (f"insert into {table} ({', '.join(names + [name for name, _, _ in constants])}) "
+            f"select {', '.join(names + [f'cast(%s as {sql_type})' for _, sql_type, _ in constants])} "
+            f"from {relation} on conflict ({key}) do nothing", [value for _, _, value in constants])
 
 
 def arrow_type(sql_type: str) -> pa.DataType:
@@ -99,15 +113,19 @@ class Engine:
         raise NotImplementedError
 
     def insert_new(self, table: str, key: str, rows: pa.Table, columns: Sequence[tuple[str, str]],
-                   constants: Sequence[tuple[str, str, Any]]) -> int:
+                   constants: Sequence[tuple[str, str, Any]], line: str) -> Inserted:
         """Insert `rows` (these (name, type) columns) and the (name, type, value) constants into `table`, except
-        the rows whose `key` is there already (what holds a key first stays); how many were inserted."""
-        names = [name for name, _ in columns]
+        the rows whose `key` is there already (what holds a key first stays). Which rows were not inserted (by
+        their `line`, a column unique in `rows`) only where the engine tells it cheaply."""
         with self.arrow_relation("evident_stage_chunk", rows, columns) as relation:
-            return self.insert_count(
-                f"insert into {table} ({', '.join(names + [name for name, _, _ in constants])}) "
-                f"select {', '.join(names + [f'cast(%s as {sql_type})' for _, sql_type, _ in constants])} "
-                f"from {relation} on conflict ({key}) do nothing", [value for _, _, value in constants])
+            sql, params = _insert_new_sql(table, key, relation, columns, constants)
+            inserted = self.insert_count(sql, params)
+        return Inserted(inserted, [] if inserted == rows.num_rows else None)
+
+    def join_on_primary_key(self, table: str, alias: str, key: str, outer: str) -> str:
+        """A join clause: the row of `table` (as `alias`) whose primary key `key` equals that of `outer`'s row, for
+        a few outer rows against a large table (a hash join of them here)."""
+        return f"join {table} {alias} on {alias}.{key} = {outer}.{key}"
 
     def release(self) -> None:
         """Let an in-process tool (dbt, GX) open the database its own way; the next use reconnects."""

@@ -177,9 +177,10 @@ def stage_schema(contract: Contract) -> pa.Schema:
 
 
 def to_arrow(schema: pa.Schema, rows: list[tuple], lines: list[int]) -> pa.Table:
-    """Rows (key, *fields, payload) and their lines as columns of the stage's types."""
-    columns = list(zip(*rows)) if rows else [()] * (len(schema) - 1)
-    arrays = [pa.array(values, type=column.type) for values, column in zip(columns, schema)]
+    """Rows (key, *fields, payload) and their lines as columns of the stage's types. Read as one struct array
+    (Arrow takes the tuples as they are): transposing them in Python first cost three times as much."""
+    fields = [schema.field(i) for i in range(len(schema) - 1)]
+    arrays = pa.array(rows, type=pa.struct(fields)).flatten()
     arrays.append(pa.array(lines, type=schema.field(len(schema) - 1).type))
     return pa.Table.from_arrays(arrays, schema=schema)
 

@@ -44,7 +44,7 @@ from evident.retry import is_transient, raise_classified, with_retry
 
 log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
-QUEUED_CHUNKS = 4  # per engine: how far validation may run ahead of the slowest engine
+QUEUED_CHUNKS = 16  # per engine: how far validation may run ahead of the slowest engine
 
 Validate = Callable[[Contract, Iterable[Chunk]], Iterator[ValidatedChunk]]
 

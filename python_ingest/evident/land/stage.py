@@ -8,8 +8,9 @@ duplicate, quarantined with its line as delivered.
 Chunks come in line order. Each chunk's first deliveries go into raw.<source> at once with ON CONFLICT DO
 NOTHING, so the first delivery of a key — in this chunk, an earlier one, or an earlier batch — is the row that
 stays. When every one of them was new (the common case), the chunk is judged completely: its later deliveries
-are judged against its own first ones, which landed. Otherwise its keys are kept in a stage and, at the end of
-the batch, judged in one join against raw.<source>. Nothing commits until the caller's transaction does.
+are judged against its own first ones, which landed. Otherwise its later deliveries and the first ones that did
+not land (all of them, where the engine does not say which) are kept in a stage and, at the end of the batch,
+judged in one join against raw.<source>. Nothing commits until the caller's transaction does.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from evident.engines import Engine, arrow_schema
 from evident.land.chunks import ValidatedChunk
@@ -52,10 +54,10 @@ class BatchStage:
     def land(self, chunk: ValidatedChunk) -> None:
         """The chunk's first deliveries into raw (those whose key is new), its later ones judged or kept."""
         rows = chunk.rows
-        inserted = 0
+        inserted, skipped = 0, None
         if rows.num_rows:
-            inserted = self.engine.insert_new(self.table.name, KEY_COLUMN, rows, self.table.stage_columns,
-                                              self._audit)
+            inserted, skipped = self.engine.insert_new(self.table.name, KEY_COLUMN, rows, self.table.stage_columns,
+                                                       self._audit, "source_line")
         self.landed += inserted
         self.checksum += chunk.checksum
         if inserted == rows.num_rows:  # all first deliveries landed: each later one is judged against its own
@@ -69,6 +71,8 @@ class BatchStage:
             self.engine.create_stage(KEYS, _KEY_COLUMNS)
             self._kept = True
         later = chunk.later
+        if skipped is not None:  # the engine named the rows that did not land: only those are judged
+            rows = rows.filter(pc.is_in(rows.column("source_line"), value_set=pa.array(skipped, pa.int32())))
         self.engine.append_arrow(KEYS, pa.concat_tables([
             pa.table([rows.column(KEY_COLUMN), rows.column(PAYLOAD_COLUMN), rows.column("source_line"),
                       pa.array([True] * rows.num_rows)], schema=_KEY_SCHEMA),
@@ -82,7 +86,7 @@ class BatchStage:
         key, payload = KEY_COLUMN, PAYLOAD_COLUMN
         rows = self.engine.fetchall(
             f"select s.source_line, s.{key}, s.{payload}, r.{payload}, r.land_seq = %s, r.source_line, "
-            f"s.first_in_chunk from {KEYS} s join {self.table.name} r on r.{key} = s.{key} "
+            f"s.first_in_chunk from {KEYS} s {self.engine.join_on_primary_key(self.table.name, 'r', key, 's')} "
             "where not (r.land_seq = %s and r.source_line = s.source_line) order by s.source_line",
             [self.land_seq, self.land_seq])
         for line, row_key, row_payload, holder, this_batch, holder_line, first_in_chunk in rows:
