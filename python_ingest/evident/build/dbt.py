@@ -68,6 +68,27 @@ class DbtOutcome:
         return "\n".join(lines)
 
 
+UNIT_TESTS = "resource_type:unit_test"  # dbt's selector of every unit test
+_NOT_CODE = ("target", "logs", "dbt_packages")  # what dbt writes into its project folder
+
+
+def code_fingerprint(project: Project, engine_version: str) -> str:
+    """What a unit test's result depends on: every file of the dbt project (not dbt's output), the versions of
+    dbt and its adapters, the engine's. Unit tests read fixed inputs, so the same fingerprint, the same result."""
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    root = project.dbt_project_dir
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if path.is_file() and parts[0] not in _NOT_CODE and not any(part.startswith(".") for part in parts):
+            digest.update(b"%s\0%d\0" % ("/".join(parts).encode(), path.stat().st_size) + path.read_bytes())
+    for package in ("dbt-core", "dbt-duckdb", "dbt-postgres"):
+        digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    digest.update(engine_version.encode())
+    return digest.hexdigest()[:32]
+
+
 def default_target_dir(target: str, duckdb_path: str | os.PathLike[str] | None = None,
                        project: Project | None = None) -> Path:
     """dbt's working folder (--target-path) for one warehouse and target: target/work/<target>-<warehouse key>.

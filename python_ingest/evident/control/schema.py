@@ -115,6 +115,8 @@ DDL = [
 MIGRATIONS = [
     # any source (contracts per source): each batch names the source it lands in
     "alter table evident.batches add column if not exists source varchar",
+    # unit tests run when the code they test changed: the code (build.dbt.code_fingerprint) a build passed them on
+    "alter table evident.builds add column if not exists unit_tested_code varchar",
 ]
 
 
