@@ -58,22 +58,30 @@ new_events as (
 ),
 
 -- the sessions (as they are) with an event within the gap of a new event: the only ones that can change.
--- `this` is read in place twice rather than through a shared CTE, which Postgres would materialise whole.
+-- `this` is read in place twice rather than through a shared CTE, which Postgres would materialise whole;
+-- each read is a lateral subquery, which Postgres runs as index probes per new event and per affected session
+-- (evident.per_row_probe) instead of hash joins over all of `this`.
 affected_sessions as (
 
     select distinct
-        old_events.user_id,
-        old_events.session_start
+        nearby.user_id,
+        nearby.session_start
 
-    from {{ this }} as old_events
-    inner join new_events
-        on
+    from new_events
+    cross join lateral (
+        select
+            old_events.user_id,
+            old_events.session_start
+        from {{ this }} as old_events
+        where
             old_events.user_id = new_events.user_id
             and old_events.event_ts >= new_events.event_ts - interval '{{ gap_seconds }} seconds'
             and old_events.event_ts <= new_events.event_ts + interval '{{ gap_seconds }} seconds'
-    {% if evident.is_replay() %}
-    where old_events.land_seq <= {{ since_land_seq }}
-    {% endif %}
+            {% if evident.is_replay() %}
+            and old_events.land_seq <= {{ since_land_seq }}
+            {% endif %}
+        {{ evident.per_row_probe() }}
+    ) as nearby
 
 ),
 
@@ -103,15 +111,19 @@ events as (
         old_events.batch_id,
         old_events.land_seq
 
-    from {{ this }} as old_events
-    inner join affected_sessions
-        on
-            old_events.user_id = affected_sessions.user_id
-            and old_events.session_start = affected_sessions.session_start
-    {% if evident.is_replay() %}
-    -- a replay takes the rows landed after its land_seq from staging again
-    where old_events.land_seq <= {{ since_land_seq }}
-    {% endif %}
+    from affected_sessions
+    cross join lateral (
+        select *
+        from {{ this }} as session_events
+        where
+            session_events.user_id = affected_sessions.user_id
+            and session_events.session_start = affected_sessions.session_start
+            {% if evident.is_replay() %}
+            -- a replay takes the rows landed after its land_seq from staging again
+            and session_events.land_seq <= {{ since_land_seq }}
+            {% endif %}
+        {{ evident.per_row_probe() }}
+    ) as old_events
 
 ),
 {% else %}
