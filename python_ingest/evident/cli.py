@@ -247,8 +247,7 @@ def build(full_refresh: bool, target: str, wait: float | None) -> None:
     settings = load_settings()
     with open_run(settings, "build", wait) as ctx:
         for result in build_step(ctx, full_refresh=full_refresh, target=target):
-            skipped = "" if result.unit_tests else " (unit tests skipped: unchanged code passed them before)"
-            _echo(f"{result.outcome.summary()}; {result.batches_built} batch(es) now built{skipped}")
+            _echo(f"{result.outcome.summary()}; {result.batches_built} batch(es) now built{result.unit_tests_note}")
 
 
 @cli.command()

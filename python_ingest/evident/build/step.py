@@ -38,6 +38,15 @@ class BuildResult:
     artifacts_dir: str
     unit_tests: bool  # whether they ran (else: the same code passed them before)
 
+    @property
+    def unit_tests_status(self) -> str:
+        return "ran" if self.unit_tests else "skipped"
+
+    @property
+    def unit_tests_note(self) -> str:
+        """What a summary line adds about the unit tests ("" when they ran)."""
+        return "" if self.unit_tests else " (unit tests skipped: unchanged code passed them before)"
+
 
 def select_engines(ctx: RunContext, target: str) -> list[Engine]:
     if target == "all":
@@ -53,7 +62,7 @@ def build(ctx: RunContext, *, full_refresh: bool = False, target: str = "all") -
     results = [_build_engine(ctx, engine, full_refresh) for engine in select_engines(ctx, target)]
     ctx.detail["build"] = {r.engine: {"success": r.outcome.success, "elapsed_s": round(r.outcome.elapsed, 2),
                                       "batches_built": r.batches_built,
-                                      "unit_tests": "ran" if r.unit_tests else "skipped: unchanged code passed them"}
+                                      "unit_tests": r.unit_tests_status}
                           for r in results}
     failed = [r for r in results if not r.outcome.success]
     if failed:

@@ -24,15 +24,6 @@ class Inserted(NamedTuple):
     skipped_lines: list[int] | None  # the `line` of each row not inserted; None: not known
 
 
-def _insert_new_sql(table: str, key: str, relation: str, columns: Sequence[tuple[str, str]],
-                    constants: Sequence[tuple[str, str, Any]]) -> tuple[str, list]:
-    """INSERT … ON CONFLICT DO NOTHING of a relation's columns and constants (Engine.insert_new)."""
-    names = [name for name, _ in columns]
-    return (f"insert into {table} ({', '.join(names + [name for name, _, _ in constants])}) "
-            f"select {', '.join(names + [f'cast(%s as {sql_type})' for _, sql_type, _ in constants])} "
-            f"from {relation} on conflict ({key}) do nothing", [value for _, _, value in constants])
-
-
 def arrow_type(sql_type: str) -> pa.DataType:
     """The Arrow type of a column of Evident's DDL vocabulary (explicit, so all-null columns keep theirs).
     Arrow is how bulk rows reach every engine (Engine.append_arrow)."""
@@ -117,10 +108,17 @@ class Engine:
         """Insert `rows` (these (name, type) columns) and the (name, type, value) constants into `table`, except
         the rows whose `key` is there already (what holds a key first stays). Which rows were not inserted (by
         their `line`, a column unique in `rows`) only where the engine tells it cheaply."""
+        names = [name for name, _ in columns]
         with self.arrow_relation("evident_stage_chunk", rows, columns) as relation:
-            sql, params = _insert_new_sql(table, key, relation, columns, constants)
-            inserted = self.insert_count(sql, params)
-        return Inserted(inserted, [] if inserted == rows.num_rows else None)
+            insert = (f"insert into {table} ({', '.join(names + [name for name, _, _ in constants])}) "
+                      f"select {', '.join(names + [f'cast(%s as {sql_type})' for _, sql_type, _ in constants])} "
+                      f"from {relation} on conflict ({key}) do nothing")
+            return self._run_insert_new(insert, [value for _, _, value in constants], relation, rows.num_rows, line)
+
+    def _run_insert_new(self, insert: str, params: list, relation: str, rows: int, line: str) -> Inserted:
+        """Run insert_new's INSERT of `relation`'s rows: how many it wrote (which it skipped only if all were)."""
+        inserted = self.insert_count(insert, params)
+        return Inserted(inserted, [] if inserted == rows else None)
 
     def join_on_primary_key(self, table: str, alias: str, key: str, outer: str) -> str:
         """A join clause: the row of `table` (as `alias`) whose primary key `key` equals that of `outer`'s row, for

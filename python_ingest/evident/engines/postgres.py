@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import ConfigError
 from ..secrets import register_dsn
-from .base import Engine, ErrorKind, Inserted, _insert_new_sql
+from .base import Engine, ErrorKind, Inserted
 
 # SQLSTATEs worth another try: serialization failure, deadlock, admin/crash shutdown, cannot connect now,
 # statement timeout / cancel, lock not available, too many connections, connection exceptions.
@@ -180,14 +180,12 @@ class PostgresEngine(Engine):
         finally:
             self.execute(f"truncate {name}")
 
-    def insert_new(self, table, key, rows, columns, constants, line):
+    def _run_insert_new(self, insert, params, relation, rows, line):
         # The rows not inserted, in the same statement: the insert returns the lines it wrote (a data-modifying
         # CTE), the select the others, so a chunk that met keys landed before is judged by those rows alone.
-        with self.arrow_relation("evident_stage_chunk", rows, columns) as relation:
-            insert, params = _insert_new_sql(table, key, relation, columns, constants)
-            skipped = self.fetchall(f"with inserted as ({insert} returning {line}) select {line} from {relation} "
-                                    f"where {line} not in (select {line} from inserted)", params)
-        return Inserted(rows.num_rows - len(skipped), [value for value, in skipped])
+        skipped = self.fetchall(f"with inserted as ({insert} returning {line}) select {line} from {relation} "
+                                f"where {line} not in (select {line} from inserted)", params)
+        return Inserted(rows - len(skipped), [value for value, in skipped])
 
     def join_on_primary_key(self, table, alias, key, outer):
         # One probe of the key's index per outer row (the limit keeps the planner from a hash join, which would

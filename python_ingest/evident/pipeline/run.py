@@ -79,13 +79,12 @@ def run_pipeline(settings: Settings, *, full_refresh: bool = False, wait: bool |
                 if note:
                     lines.append(note)
                 kept = step("incremental", lambda: keep_incremental(ctx)) if full_refresh else None
-                step("build", lambda: build(ctx, full_refresh=full_refresh), lambda results: summary.update(build=[
-                    {"engine": r.engine, "nodes_run": r.outcome.nodes_run, "batches_built": r.batches_built,
-                     "dbt_s": round(r.outcome.elapsed, 3), "unit_tests": "ran" if r.unit_tests else "skipped"}
-                    for r in results]))
-                lines += [f"build [{b['engine']}]: {b['nodes_run']} dbt nodes OK, {b['batches_built']} batch(es) "
-                          "built" + ("" if b["unit_tests"] == "ran" else " (unit tests skipped: unchanged code passed "
-                                     "them before)") for b in summary["build"]]
+                built = step("build", lambda: build(ctx, full_refresh=full_refresh), lambda results: summary.update(
+                    build=[{"engine": r.engine, "nodes_run": r.outcome.nodes_run, "batches_built": r.batches_built,
+                            "dbt_s": round(r.outcome.elapsed, 3), "unit_tests": r.unit_tests_status}
+                           for r in results]))
+                lines += [f"build [{r.engine}]: {r.outcome.nodes_run} dbt nodes OK, {r.batches_built} batch(es) "
+                          f"built{r.unit_tests_note}" for r in built]
                 drift = (step("drift", lambda: compare_drift(ctx, kept), lambda r: summary.update(drift=r.summary()))
                          if kept is not None else None)
                 if drift is not None:
