@@ -132,6 +132,9 @@ def _free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as Postgres binds its own socket: connections it closed at a stop leave the port in TIME_WAIT for a
+        # minute, which blocks a plain bind but not the server; only a live listener means "not free"
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
