@@ -2,10 +2,10 @@
 -- (1800 s) after the previous one ended (otherwise they would be one session), and no two share a start.
 -- Without a check mark (EVIDENT_CHECK_SINCE_LAND_SEQ 0: a full refresh) every consecutive pair of every user.
 -- With one, the pairs a build can have changed: each session landed after the mark (last_land_seq) with the
--- session before it and the one after it, each found by one index probe on Postgres (user_id,
--- session_start) rather than by ordering all of the user's sessions. That is every pair that can fail: a
--- pair of two older sessions was checked when the later of them was built, and a session removed (merged
--- into a new one) only ever leaves sessions further apart.
+-- session before it (evident.previous_session_within_gap) and the one after it, each found by one index
+-- probe on Postgres (user_id, session_start) rather than by ordering all of the user's sessions. That is
+-- every pair that can fail: a pair of two older sessions was checked when the later of them was built, and a
+-- session removed (merged into a new one) only ever leaves sessions further apart.
 {%- set gap_microseconds = (var('evident_session_gap_seconds') | int) * 1000000 %}
 {%- if evident.check_since_land_seq() == 0 %}
 
@@ -51,15 +51,8 @@ with_neighbours as (
         changed.session_id,
         changed.session_start,
         changed.session_end,
-        (
-            select earlier.session_end
-            from {{ ref('fct_sessions') }} as earlier
-            where
-                earlier.user_id = changed.user_id
-                and earlier.session_start < changed.session_start
-            order by earlier.session_start desc
-            limit 1
-        ) as previous_session_end,
+        {{ evident.previous_session_within_gap(ref('fct_sessions'), 'changed', var('evident_session_gap_seconds')) }}
+            as previous_session_within_gap,
         (
             select min(later.session_start)
             from {{ ref('fct_sessions') }} as later
@@ -67,13 +60,16 @@ with_neighbours as (
                 later.user_id = changed.user_id
                 and later.session_start > changed.session_start
         ) as next_session_start,
-        (
-            select count(*)
+        -- a second session with the same start (an exact duplicate row is the unique test's to find);
+        -- `exists`, not a count, which DuckDB decorrelated into a count of every session in the table
+        exists (
+            select 1
             from {{ ref('fct_sessions') }} as same_start
             where
                 same_start.user_id = changed.user_id
                 and same_start.session_start = changed.session_start
-        ) as sessions_at_start
+                and same_start.session_id <> changed.session_id
+        ) as shares_start
 
     from changed
 
@@ -81,13 +77,10 @@ with_neighbours as (
 
 select *
 from with_neighbours
-where sessions_at_start > 1
+where shares_start
     or (
         next_session_start is not null
         and {{ evident.microseconds_between('session_end', 'next_session_start') }} <= {{ gap_microseconds }}
     )
-    or (
-        previous_session_end is not null
-        and {{ evident.microseconds_between('previous_session_end', 'session_start') }} <= {{ gap_microseconds }}
-    )
+    or previous_session_within_gap
 {%- endif %}

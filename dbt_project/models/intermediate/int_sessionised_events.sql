@@ -222,3 +222,4 @@ final as (
 )
 
 select * from final
+{{ evident.physical_order('event_ts') }}

@@ -94,3 +94,4 @@ final as (
 )
 
 select * from final
+{{ evident.physical_order('session_start') }}
