@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
         with duckdb.connect(str(path)) as con:
             for statement in [*raw_ddl(), "create schema if not exists evident"]:
                 con.execute(statement)
-            con.execute(history_sql("duckdb", 0, args.events, max(args.events // 10, 1), 1, late=False))
+            con.execute(history_sql("duckdb", 0, args.events, max(args.events // 10, 1), 1, new=False))
         build = run_dbt_build("duckdb", duckdb_path=path, pg_dsn=None, full_refresh=True, target_dir=work / "target")
         engine = DuckDBEngine(path)
         prepare_engine(engine)
