@@ -7,9 +7,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import ConfigError
-from .base import Engine, ErrorKind, arrow_type
+from .base import Engine, ErrorKind, Inserted, arrow_type
 
 # Schema-qualified names Evident writes; DuckDB needs them catalog-qualified (see DuckDBEngine.sql).
 _OWN_SCHEMA_REF = re.compile(
@@ -109,6 +110,18 @@ class DuckDBEngine(Engine):
             yield name
         finally:
             self.con.unregister(name)
+
+    def _run_insert_new(self, insert, params, relation, rows, line):
+        # The insert returns the lines it wrote; the others, only when there are any (a chunk that met keys landed
+        # before), are read from the chunk itself. Without their lines every row of such a chunk was kept for the
+        # end-of-batch judgement: for a file whose duplicates are spread over it, nearly all of it, joined against
+        # raw in one hash table (879 MiB of a 4.1 GiB peak for 5M lines, measured with duckdb_memory()).
+        written = pa.array(self.con.execute(self.sql(f"{insert} returning {line}"), list(params)).fetchnumpy()[line])
+        if len(written) == rows:
+            return Inserted(rows, [])
+        all_lines = pa.array(self.con.execute(f"select {line} from {relation}").fetchnumpy()[line])
+        skipped = all_lines.filter(pc.invert(pc.is_in(all_lines, value_set=written)))
+        return Inserted(len(written), skipped.to_pylist())
 
     def insert_count(self, sql, params=()):
         row = self.con.execute(self.sql(sql), list(params)).fetchone()
