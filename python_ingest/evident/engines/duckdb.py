@@ -12,9 +12,11 @@ import pyarrow.compute as pc
 from ..errors import ConfigError
 from .base import Engine, ErrorKind, Inserted, arrow_type
 
-# Schema-qualified names Evident writes; DuckDB needs them catalog-qualified (see DuckDBEngine.sql).
+# Schema-qualified names Evident writes; DuckDB needs them catalog-qualified (see DuckDBEngine.sql). A string
+# literal is matched whole first, so that text such as 'raw.orders' in one is left as it is.
 _OWN_SCHEMA_REF = re.compile(
-    r'(?<![\w."])(raw|evident|analytics|published)\.(?=[A-Za-z_"])'
+    r"(?P<literal>'(?:[^']|'')*')"
+    r'|(?<![\w."])(raw|evident|analytics|published)\.(?=[A-Za-z_"])'
     r'|(?<=create schema if not exists )(raw|evident|analytics|published)\b', re.IGNORECASE)
 
 
@@ -54,7 +56,8 @@ class DuckDBEngine(Engine):
         a file named like one of the schemas (e.g. evident.duckdb) is a catalog of that name, which makes
         `evident.x` ambiguous."""
         catalog = '"' + self.catalog.replace('"', '""') + '".'
-        return _OWN_SCHEMA_REF.sub(lambda m: catalog + m.group(0), text.replace("%s", "?"))
+        return _OWN_SCHEMA_REF.sub(lambda m: m.group(0) if m.group("literal") else catalog + m.group(0),
+                                   text.replace("%s", "?"))
 
     def execute(self, sql, params=()):
         self.con.execute(self.sql(sql), list(params))
