@@ -21,7 +21,7 @@ _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 
 class Inserted(NamedTuple):
     rows: int
-    skipped_lines: list[int] | None  # the `line` of each row not inserted; None: not known
+    skipped_lines: list[int]  # the `line` of each row not inserted (its key was there already)
 
 
 def arrow_type(sql_type: str) -> pa.DataType:
@@ -106,8 +106,8 @@ class Engine:
     def insert_new(self, table: str, key: str, rows: pa.Table, columns: Sequence[tuple[str, str]],
                    constants: Sequence[tuple[str, str, Any]], line: str) -> Inserted:
         """Insert `rows` (these (name, type) columns) and the (name, type, value) constants into `table`, except
-        the rows whose `key` is there already (what holds a key first stays). Which rows were not inserted (by
-        their `line`, a column unique in `rows`) only where the engine tells it cheaply."""
+        the rows whose `key` is there already (what holds a key first stays); which rows were not inserted, by
+        their `line` (a column unique in `rows`)."""
         names = [name for name, _ in columns]
         with self.arrow_relation("evident_stage_chunk", rows, columns) as relation:
             insert = (f"insert into {table} ({', '.join(names + [name for name, _, _ in constants])}) "
@@ -116,9 +116,8 @@ class Engine:
             return self._run_insert_new(insert, [value for _, _, value in constants], relation, rows.num_rows, line)
 
     def _run_insert_new(self, insert: str, params: list, relation: str, rows: int, line: str) -> Inserted:
-        """Run insert_new's INSERT of `relation`'s rows: how many it wrote (which it skipped only if all were)."""
-        inserted = self.insert_count(insert, params)
-        return Inserted(inserted, [] if inserted == rows else None)
+        """Run insert_new's INSERT of `relation`'s rows: how many it wrote, and the `line` of each it skipped."""
+        raise NotImplementedError
 
     def join_on_primary_key(self, table: str, alias: str, key: str, outer: str) -> str:
         """A join clause: the row of `table` (as `alias`) whose primary key `key` equals that of `outer`'s row, for

@@ -9,8 +9,8 @@ Chunks come in line order. Each chunk's first deliveries go into raw.<source> at
 NOTHING, so the first delivery of a key — in this chunk, an earlier one, or an earlier batch — is the row that
 stays. When every one of them was new (the common case), the chunk is judged completely: its later deliveries
 are judged against its own first ones, which landed. Otherwise its later deliveries and the first ones that did
-not land (all of them, where the engine does not say which) are kept in a stage and, at the end of the batch,
-judged in one join against raw.<source>. Nothing commits until the caller's transaction does.
+not land (the engine names them) are kept in a stage and, at the end of the batch, judged in one join against
+raw.<source>. Nothing commits until the caller's transaction does.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evident.engines import Engine, arrow_schema
+from evident.engines.base import Inserted
 from evident.land.chunks import ValidatedChunk
 from evident.land.raw_tables import AUDIT_COLUMNS, KEY_COLUMN, PAYLOAD_COLUMN, RawTable
 
@@ -54,7 +55,7 @@ class BatchStage:
     def land(self, chunk: ValidatedChunk) -> None:
         """The chunk's first deliveries into raw (those whose key is new), its later ones judged or kept."""
         rows = chunk.rows
-        inserted, skipped = 0, None
+        inserted, skipped = Inserted(0, [])
         if rows.num_rows:
             inserted, skipped = self.engine.insert_new(self.table.name, KEY_COLUMN, rows, self.table.stage_columns,
                                                        self._audit, "source_line")
@@ -71,8 +72,7 @@ class BatchStage:
             self.engine.create_stage(KEYS, _KEY_COLUMNS)
             self._kept = True
         later = chunk.later
-        if skipped is not None:  # the engine named the rows that did not land: only those are judged
-            rows = rows.filter(pc.is_in(rows.column("source_line"), value_set=pa.array(skipped, pa.int32())))
+        rows = rows.filter(pc.is_in(rows.column("source_line"), value_set=pa.array(skipped, pa.int32())))
         self.engine.append_arrow(KEYS, pa.concat_tables([
             pa.table([rows.column(KEY_COLUMN), rows.column(PAYLOAD_COLUMN), rows.column("source_line"),
                       pa.array([True] * rows.num_rows)], schema=_KEY_SCHEMA),
