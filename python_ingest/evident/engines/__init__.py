@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from .base import Engine, ErrorKind, arrow_schema, arrow_type
+from .base import Engine, ErrorKind, Inserted, arrow_schema, arrow_type
 from .duckdb import DuckDBEngine
 from .postgres import PostgresEngine, dbt_env_from_dsn
 
 ENGINE_CLASSES: tuple[type[Engine], ...] = (PostgresEngine, DuckDBEngine)
 
-__all__ = ["Engine", "DuckDBEngine", "PostgresEngine", "arrow_schema", "arrow_type", "classify",
+__all__ = ["Engine", "DuckDBEngine", "Inserted", "PostgresEngine", "arrow_schema", "arrow_type", "classify",
            "dbt_target_environment", "is_transient_message", "open_engines"]
 
 

@@ -99,10 +99,6 @@ class Engine:
         raise NotImplementedError
         yield name  # pragma: no cover
 
-    def insert_count(self, sql: str, params: Sequence = ()) -> int:
-        """Run an INSERT; the number of rows it wrote (with ON CONFLICT DO NOTHING: those that were new)."""
-        raise NotImplementedError
-
     def insert_new(self, table: str, key: str, rows: pa.Table, columns: Sequence[tuple[str, str]],
                    constants: Sequence[tuple[str, str, Any]], line: str) -> Inserted:
         """Insert `rows` (these (name, type) columns) and the (name, type, value) constants into `table`, except

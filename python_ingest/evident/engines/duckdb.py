@@ -126,10 +126,6 @@ class DuckDBEngine(Engine):
         skipped = all_lines.filter(pc.invert(pc.is_in(all_lines, value_set=written)))
         return Inserted(len(written), skipped.to_pylist())
 
-    def insert_count(self, sql, params=()):
-        row = self.con.execute(self.sql(sql), list(params)).fetchone()
-        return int(row[0]) if row else 0
-
     def close(self):
         self.release()
 

@@ -193,11 +193,6 @@ class PostgresEngine(Engine):
         return (f"cross join lateral (select * from {table} {alias} where {alias}.{key} = {outer}.{key} limit 1) "
                 f"{alias}")
 
-    def insert_count(self, sql, params=()):
-        with self.con.cursor() as cur:
-            cur.execute(sql, list(params) or None)
-            return cur.rowcount
-
     def close(self):
         if self._con is not None:
             self._con.close()

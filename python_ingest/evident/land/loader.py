@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 16 << 20  # below this much input, validation stays in the main process
 # Per engine: how far validation may run ahead of the slowest engine. What the landing process holds is about
 # this many chunks (and as many again in validation); with 16 it kept filling for most of a minute, so a 5M-line
-# file peaked 25 % above a 1M-line one on Postgres; with 4 both peak alike, and the writers still never wait.
+# file peaked 25 % above a 1M-line one on Postgres; with 4 both peak alike, and land time is unchanged.
 QUEUED_CHUNKS = 4
 
 Validate = Callable[[Contract, Iterable[Chunk]], Iterator[ValidatedChunk]]

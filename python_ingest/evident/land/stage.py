@@ -20,8 +20,7 @@ from datetime import date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evident.engines import Engine, arrow_schema
-from evident.engines.base import Inserted
+from evident.engines import Engine, Inserted, arrow_schema
 from evident.land.chunks import ValidatedChunk
 from evident.land.raw_tables import AUDIT_COLUMNS, KEY_COLUMN, PAYLOAD_COLUMN, RawTable
 
